@@ -1,0 +1,2 @@
+//! Benchmarks with ratios against references measured in the same run (in progress).
+fn main() {}

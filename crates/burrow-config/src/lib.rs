@@ -1,0 +1,1 @@
+//! Loads and validates wrangler.toml / wrangler.json(c) into typed structs (in progress).

@@ -1,0 +1,2 @@
+//! The `burrow` command line (in progress).
+fn main() {}
