@@ -1,2 +1,42 @@
-//! Benchmarks with ratios against references measured in the same run (in progress).
-fn main() {}
+//! `burrow-bench`: Burrow's benchmarks. Each prints ratios against a reference measured in the same run.
+//!
+//! Every benchmark ends with one `RESULT <name> key=value ...` line; scripts parse that line.
+
+mod stats;
+mod storage;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "burrow-bench", about = "Burrow's benchmarks, with same-run references")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Group commit of many objects vs one SQLite database with synchronous=FULL.
+    Storage {
+        /// A short run (under 60 s) with 100 objects only.
+        #[arg(long)]
+        quick: bool,
+        /// Directory on the disk to measure (default: a temporary directory under ./target).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().bench {
+        Bench::Storage { quick, dir } => storage::run(quick, dir),
+    }
+}
+
+/// A scratch directory on the disk under test, removed on drop.
+pub(crate) fn scratch_dir(dir: Option<PathBuf>) -> anyhow::Result<tempfile::TempDir> {
+    let parent = dir.unwrap_or_else(|| PathBuf::from("target"));
+    std::fs::create_dir_all(&parent)?;
+    Ok(tempfile::Builder::new().prefix("burrow-bench-").tempdir_in(parent)?)
+}

@@ -1,0 +1,569 @@
+//! The storage engine: opens object databases over the VFS, turns each commit into one journal
+//! record, checkpoints overlays into the object files, trims the journal, and recovers after a crash.
+//!
+//! # The protocol, and why it is correct
+//! - A commit writes pages only into the object's in-memory overlay (see [`crate::vfs`]). The
+//!   engine then takes the commit's capture (the byte ranges it changed), wraps it in a record
+//!   ([`record`]) and appends the record to the journal. The caller gets a [`journal::Durable`]
+//!   that resolves once the record is fsynced; the runtime's output gate waits on it. Append and
+//!   the bookkeeping of "oldest record not yet in the object file" happen under the object's lock,
+//!   so a checkpoint never sees half a commit.
+//! - A checkpoint copies an object's overlay into its file only after every record that produced
+//!   those pages is durable, syncs the file (and its directory if the file is new), and only then
+//!   forgets the pages. So the object file on disk only ever holds states that the journal can
+//!   rebuild or that were acknowledged.
+//! - The journal is trimmed ([`journal::Journal::release_before`]) below the oldest record that
+//!   some object has not checkpointed. The durable position is read before the objects are scanned,
+//!   so a record appended during the scan is never released.
+//! - Recovery replays every retained record in order. Records are idempotent from any earlier
+//!   point (the argument is in [`crate::vfs`]), so no per-object checkpoint position is needed:
+//!   replay yields each file's last committed image, torn checkpoint writes included.
+//! - A failed journal write or fsync poisons the journal; the engine then refuses every commit
+//!   and open until restart, because nothing written after the last good fsync can be trusted.
+
+mod alarms;
+mod object;
+pub(crate) mod record;
+mod recovery;
+
+pub use alarms::DueAlarm;
+pub use object::ObjectStorage;
+pub use recovery::RecoveryStats;
+
+use crate::fs::Fs;
+use crate::journal::{self, Journal, Lsn};
+use crate::vfs::{MainFile, Vfs};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How durable an acknowledged write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Survives `kill -9` and power loss: the journal is fsynced before a commit is acknowledged.
+    #[default]
+    Full,
+    /// Survives a process crash but not power loss: the journal is written, not fsynced.
+    Relaxed,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Durability of acknowledged commits.
+    pub durability: Durability,
+    /// Most object databases open at once (each holds one file descriptor).
+    pub max_open_objects: usize,
+    /// Checkpoint every dirty object once the retained journal grows past this many bytes.
+    pub checkpoint_journal_bytes: u64,
+    /// Checkpoint an object once its overlay holds more than this many dirty bytes.
+    pub checkpoint_object_bytes: usize,
+    /// How often the checkpointer looks at the journal when nothing wakes it.
+    pub checkpoint_interval: Duration,
+    /// SQLite page cache per open object, in KiB.
+    pub cache_kib: u32,
+    /// Journal settings (its `sync` mode follows `durability`).
+    pub journal: journal::Options,
+    /// Start the journal's I/O thread and the checkpointer thread. Tests that step the engine by
+    /// hand (the deterministic simulation) turn this off and call [`Engine::flush_journal`] and
+    /// [`Engine::checkpoint`] themselves.
+    pub background_threads: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+            max_open_objects: 8192,
+            checkpoint_journal_bytes: 256 << 20,
+            checkpoint_object_bytes: 8 << 20,
+            checkpoint_interval: Duration::from_millis(200),
+            cache_kib: 1024,
+            journal: journal::Options::default(),
+            background_threads: true,
+        }
+    }
+}
+
+/// Errors of the storage engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O error from the file system.
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// SQLite failed outside the user's control (opening, pragmas, the alarm index).
+    #[error("SQLite error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The journal failed.
+    #[error(transparent)]
+    Journal(#[from] journal::Error),
+    /// The object's database API failed (user error or limit).
+    #[error(transparent)]
+    Database(#[from] crate::database::Error),
+    /// An earlier write or fsync failed, so this node no longer acknowledges writes.
+    #[error(
+        "storage has failed and acknowledges no more writes until restart (an earlier journal write or fsync failed)"
+    )]
+    Failed,
+    /// The cap on open object databases was reached.
+    #[error(
+        "too many open object databases (limit {limit}); close idle objects or raise max_open_objects"
+    )]
+    TooManyOpenObjects {
+        /// The configured cap.
+        limit: usize,
+    },
+    /// This object is already open; one instance per object at a time.
+    #[error("object {0} is already open")]
+    AlreadyOpen(String),
+    /// A namespace or object id that cannot name a file.
+    #[error("invalid object name {0:?}: use 1 to 128 characters from [A-Za-z0-9_.-], not starting with '.'")]
+    InvalidName(String),
+    /// A journal record that recovery could not decode.
+    #[error("corrupt journal record at {lsn}: {source}")]
+    CorruptRecord {
+        /// Where the record starts.
+        lsn: Lsn,
+        /// What was wrong.
+        source: record::DecodeError,
+    },
+}
+
+/// The storage engine of one node. Cheap to clone; shared by all shards.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    fs: Arc<dyn Fs>,
+    root: PathBuf,
+    vfs: Vfs,
+    journal: Arc<Journal>,
+    options: Options,
+    /// Open files (objects and the alarm index) by path relative to `root`.
+    registry: Mutex<Registry>,
+    alarms: Mutex<alarms::AlarmIndex>,
+    failed: AtomicBool,
+    recovery: RecoveryStats,
+    threads: Mutex<Threads>,
+    checkpoint_wake: (Mutex<bool>, Condvar),
+}
+
+#[derive(Default)]
+struct Registry {
+    files: HashMap<String, Arc<Shared>>,
+    /// Objects between `reserve` and `register`, so two opens of one object cannot race.
+    opening: HashSet<String>,
+}
+
+#[derive(Default)]
+struct Threads {
+    io: Option<journal::IoThread>,
+    checkpointer: Option<JoinHandle<()>>,
+    stop: bool,
+}
+
+/// What the engine knows about one open database file, shared with the checkpointer.
+pub(crate) struct Shared {
+    rel_path: String,
+    file: MainFile,
+    state: Mutex<DirtyState>,
+}
+
+#[derive(Default)]
+struct DirtyState {
+    /// Start of the oldest record whose pages are not yet in the file; `None` when clean.
+    oldest_unflushed: Option<Lsn>,
+    /// End of the newest record appended for this file.
+    last_end: Option<Lsn>,
+    /// While a checkpoint is between snapshot and confirm: the first record appended since.
+    appended_during_checkpoint: Option<Lsn>,
+    checkpointing: bool,
+    /// The file was created and its directory entry is not yet synced.
+    new_file: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, DirtyState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Books a record appended for this file. Call with the state lock held across the append.
+    fn note_append(state: &mut DirtyState, durable: &journal::Durable) {
+        state.oldest_unflushed.get_or_insert(durable.lsn());
+        if state.checkpointing {
+            state.appended_during_checkpoint.get_or_insert(durable.lsn());
+        }
+        state.last_end = Some(durable.end());
+    }
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data directory `root`, recovers from the journal, and starts
+    /// the background threads unless `options.background_threads` is off.
+    pub fn open(fs: Arc<dyn Fs>, root: &Path, mut options: Options) -> Result<Engine, Error> {
+        options.journal.sync = match options.durability {
+            Durability::Full => journal::SyncMode::Full,
+            Durability::Relaxed => journal::SyncMode::Relaxed,
+        };
+        fs.create_dir_all(&root.join("journal"))?;
+        fs.create_dir_all(&root.join("objects"))?;
+        fs.create_dir_all(&root.join("node"))?;
+        sync_dir_chain(fs.as_ref(), root, &root.join("journal"))?;
+        sync_dir_chain(fs.as_ref(), root, &root.join("objects"))?;
+        sync_dir_chain(fs.as_ref(), root, &root.join("node"))?;
+        let journal = Journal::open(fs.clone(), &root.join("journal"), options.journal.clone())?;
+        let recovery = recovery::replay(fs.as_ref(), root, &journal)?;
+        let vfs = Vfs::register(fs.clone()).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let alarm_index = alarms::AlarmIndex::open(root, &vfs)?;
+        let inner = Arc::new(Inner {
+            fs,
+            root: root.to_path_buf(),
+            vfs,
+            journal,
+            registry: Mutex::new(Registry::default()),
+            alarms: Mutex::new(alarm_index),
+            failed: AtomicBool::new(false),
+            recovery,
+            threads: Mutex::new(Threads::default()),
+            checkpoint_wake: (Mutex::new(false), Condvar::new()),
+            options,
+        });
+        let alarm_shared = inner.register(alarms::INDEX_PATH, true)?;
+        {
+            let mut index = inner.lock_alarms();
+            index.set_shared(alarm_shared.clone());
+            // Creating the index's table on first start is a commit like any other.
+            if let Some(capture) = index.take_capture() {
+                let mut payload = Vec::new();
+                record::encode(
+                    &[record::Entry::Commit {
+                        path: alarms::INDEX_PATH,
+                        capture: &capture,
+                    }],
+                    &mut payload,
+                );
+                let mut state = alarm_shared.lock();
+                let durable = inner.journal.append(&payload)?;
+                Shared::note_append(&mut state, &durable);
+            }
+        }
+        if inner.options.background_threads {
+            let io = inner.journal.start_io_thread();
+            let weak = Arc::downgrade(&inner);
+            let checkpointer = std::thread::Builder::new()
+                .name("burrow-checkpoint".into())
+                .spawn(move || checkpoint_loop(weak))?;
+            let mut threads = inner.lock_threads();
+            threads.io = Some(io);
+            threads.checkpointer = Some(checkpointer);
+        }
+        Ok(Engine { inner })
+    }
+
+    /// Opens one object's database. At most one handle per object exists at a time.
+    pub fn open_object(&self, namespace: &str, id: &str) -> Result<ObjectStorage, Error> {
+        object::open(&self.inner, namespace, id)
+    }
+
+    /// Deletes an object's storage entirely (its database file). The object must not be open.
+    /// Returns once the deletion is durable.
+    pub fn delete_object(&self, namespace: &str, id: &str) -> Result<(), Error> {
+        object::delete(&self.inner, namespace, id)
+    }
+
+    /// Alarms due at or before `until_ms` (epoch milliseconds), earliest first, at most `limit`.
+    pub fn due_alarms(&self, until_ms: i64, limit: usize) -> Result<Vec<DueAlarm>, Error> {
+        self.inner.lock_alarms().due(until_ms, limit)
+    }
+
+    /// What recovery replayed when this engine opened.
+    pub fn recovery_stats(&self) -> RecoveryStats {
+        self.inner.recovery
+    }
+
+    /// The alarm the node's index holds for one object (the runtime keeps its timers from this).
+    pub fn indexed_alarm(&self, namespace: &str, id: &str) -> Result<Option<i64>, Error> {
+        self.inner.lock_alarms().get(namespace, id)
+    }
+
+    /// The journal, for replication and tests.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.inner.journal
+    }
+
+    /// One step of the journal's group-commit driver (for tests that run without threads).
+    pub fn flush_journal(&self) -> Result<usize, Error> {
+        Ok(self.inner.journal.flush_once()?)
+    }
+
+    /// Checkpoints every dirty object whose records are durable, then trims the journal.
+    /// The background checkpointer calls this on its own; tests call it to force one.
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        self.inner.checkpoint_all(true)
+    }
+
+    /// How many object databases are open.
+    pub fn open_objects(&self) -> usize {
+        self.inner.lock_registry().files.len().saturating_sub(1)
+    }
+
+    /// Stops the background threads after making everything durable and checkpointed.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        let (io, checkpointer) = {
+            let mut threads = self.inner.lock_threads();
+            threads.stop = true;
+            (threads.io.take(), threads.checkpointer.take())
+        };
+        self.inner.wake_checkpointer();
+        if let Some(handle) = checkpointer {
+            let _ = handle.join();
+        }
+        let result = self.inner.checkpoint_all(true);
+        if let Some(io) = io {
+            io.stop();
+        }
+        result
+    }
+}
+
+impl Inner {
+    fn lock_registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_alarms(&self) -> MutexGuard<'_, alarms::AlarmIndex> {
+        self.alarms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_threads(&self) -> MutexGuard<'_, Threads> {
+        self.threads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    fn check_failed(&self) -> Result<(), Error> {
+        if self.failed() {
+            Err(Error::Failed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the node failed: after a journal failure nothing more may be acknowledged.
+    fn fail(&self) {
+        if !self.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!("storage failed; refusing further writes until restart");
+        }
+    }
+
+    /// Adds an opened file to the registry. `new_file`: its directory entry is not yet durable.
+    fn register(&self, rel_path: &str, new_file: bool) -> Result<Arc<Shared>, Error> {
+        let file = self
+            .vfs
+            .main_file(&self.root.join(rel_path))
+            .ok_or_else(|| Error::Io(std::io::Error::other("database file is not open in the VFS")))?;
+        let shared = Arc::new(Shared {
+            rel_path: rel_path.to_string(),
+            file,
+            state: Mutex::new(DirtyState {
+                new_file,
+                ..DirtyState::default()
+            }),
+        });
+        let mut registry = self.lock_registry();
+        registry.opening.remove(rel_path);
+        registry.files.insert(rel_path.to_string(), shared.clone());
+        Ok(shared)
+    }
+
+    /// Claims `rel_path` for opening, enforcing one handle per object and the open-file cap.
+    fn reserve(&self, rel_path: &str) -> Result<(), Error> {
+        let mut registry = self.lock_registry();
+        if registry.files.contains_key(rel_path) || registry.opening.contains(rel_path) {
+            return Err(Error::AlreadyOpen(rel_path.to_string()));
+        }
+        // The alarm index is always open and does not count against the cap.
+        let open = registry.files.len().saturating_sub(1) + registry.opening.len();
+        if open >= self.options.max_open_objects {
+            return Err(Error::TooManyOpenObjects {
+                limit: self.options.max_open_objects,
+            });
+        }
+        registry.opening.insert(rel_path.to_string());
+        Ok(())
+    }
+
+    fn unreserve(&self, rel_path: &str) {
+        self.lock_registry().opening.remove(rel_path);
+    }
+
+    fn unregister(&self, rel_path: &str) {
+        let mut registry = self.lock_registry();
+        registry.files.remove(rel_path);
+        registry.opening.remove(rel_path);
+    }
+
+    fn wake_checkpointer(&self) {
+        let (flag, condvar) = &self.checkpoint_wake;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        condvar.notify_one();
+    }
+
+    /// Whether the journal or some object's overlay has grown past its checkpoint threshold.
+    fn checkpoint_due(&self) -> bool {
+        let retained = self.journal.durable_lsn().0 - self.journal.first_lsn().0;
+        retained > self.options.checkpoint_journal_bytes
+            || self
+                .lock_registry()
+                .files
+                .values()
+                .any(|s| s.file.dirty_bytes() > self.options.checkpoint_object_bytes)
+    }
+
+    /// Checkpoints one file: copy its overlay into the file once the records behind it are
+    /// durable, sync, then forget the copied pages. Blocks until those records are durable.
+    pub(crate) fn checkpoint_one(&self, shared: &Shared) -> Result<(), Error> {
+        self.check_failed()?;
+        let (snapshot, wait_for, new_file) = {
+            let mut state = shared.lock();
+            if state.oldest_unflushed.is_none() || state.checkpointing {
+                return Ok(());
+            }
+            state.checkpointing = true;
+            state.appended_during_checkpoint = None;
+            (shared.file.checkpoint_snapshot(), state.last_end, state.new_file)
+        };
+        let result = (|| {
+            if let Some(end) = wait_for {
+                self.journal.wait_durable(end)?;
+            }
+            let file = snapshot.write()?;
+            self.fs.sync_files(&[file])?;
+            if new_file {
+                let path = self.root.join(&shared.rel_path);
+                sync_dir_chain(self.fs.as_ref(), &self.root, path.parent().unwrap_or(&self.root))?;
+            }
+            Ok::<_, Error>(())
+        })();
+        let mut state = shared.lock();
+        state.checkpointing = false;
+        match result {
+            Ok(()) => {
+                shared.file.checkpoint_done(snapshot);
+                state.oldest_unflushed = state.appended_during_checkpoint.take();
+                state.new_file = false;
+                Ok(())
+            }
+            Err(error) => {
+                state.appended_during_checkpoint = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Checkpoints every dirty file (or only those over the thresholds when `all` is false),
+    /// then releases journal segments nobody needs.
+    fn checkpoint_all(&self, all: bool) -> Result<(), Error> {
+        let retained = self.journal.durable_lsn().0 - self.journal.first_lsn().0;
+        let journal_full = retained > self.options.checkpoint_journal_bytes;
+        let candidates: Vec<Arc<Shared>> = self
+            .lock_registry()
+            .files
+            .values()
+            .filter(|s| {
+                all || journal_full || s.file.dirty_bytes() > self.options.checkpoint_object_bytes
+            })
+            .cloned()
+            .collect();
+        for shared in &candidates {
+            self.checkpoint_one(shared)?;
+        }
+        self.release_journal()
+    }
+
+    /// Releases journal segments below the oldest record some open file still needs.
+    fn release_journal(&self) -> Result<(), Error> {
+        // Read the durable end first: anything appended after this point lies above it.
+        let mut keep_from = self.journal.durable_lsn();
+        for shared in self.lock_registry().files.values() {
+            if let Some(oldest) = shared.lock().oldest_unflushed {
+                keep_from = keep_from.min(oldest);
+            }
+        }
+        self.journal
+            .release_before(keep_from, &mut |segment| segment.recycle())?;
+        Ok(())
+    }
+}
+
+fn checkpoint_loop(inner: Weak<Inner>) {
+    loop {
+        let Some(inner) = inner.upgrade() else { return };
+        if inner.lock_threads().stop {
+            return;
+        }
+        if inner.checkpoint_due()
+            && let Err(error) = inner.checkpoint_all(false)
+        {
+            tracing::error!(%error, "checkpoint failed");
+            if matches!(error, Error::Journal(_)) {
+                inner.fail();
+            }
+        }
+        let interval = inner.options.checkpoint_interval;
+        let (flag, condvar) = &inner.checkpoint_wake;
+        let guard = flag.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = condvar
+            .wait_timeout_while(guard, interval, |woken| !*woken)
+            .unwrap_or_else(|e| e.into_inner());
+        *guard = false;
+    }
+}
+
+/// Syncs `dir` and each of its parents up to and including `root`, so a new entry is durable.
+fn sync_dir_chain(fs: &dyn Fs, root: &Path, dir: &Path) -> std::io::Result<()> {
+    let mut current = Some(dir);
+    while let Some(path) = current {
+        fs.sync_dir(path)?;
+        if path == root {
+            break;
+        }
+        current = path.parent();
+    }
+    if let Some(parent) = root.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs.sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Checks a namespace or id: it becomes a path component, so no separators and no dot files.
+pub(crate) fn check_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName(name.to_string()))
+    }
+}
+
+/// `objects/<namespace>/<first 2 chars of id>/<id>.sqlite`, as DESIGN.md lays it out.
+pub(crate) fn object_path(namespace: &str, id: &str) -> Result<String, Error> {
+    check_name(namespace)?;
+    check_name(id)?;
+    let shard: String = id.chars().take(2).collect();
+    Ok(format!("objects/{namespace}/{shard}/{id}.sqlite"))
+}
