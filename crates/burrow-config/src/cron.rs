@@ -107,7 +107,7 @@ impl fmt::Display for Field {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The expression does not have exactly five whitespace-separated fields.
-    #[error("expected 5 fields (minute hour day-of-month month day-of-week), found {found}")]
+    #[error("found {found} fields (allowed exactly 5: minute hour day-of-month month day-of-week)")]
     FieldCount {
         /// How many fields the expression had.
         found: usize,
@@ -475,10 +475,10 @@ impl Schedule {
                 let month_start = days_from_civil(year, month, 1);
                 for day in day_of_month..=month_length {
                     let days = month_start + i64::from(day) - 1;
-                    if self.day_matches(date_of(days, year, month)) {
-                        if let Some(minute_of_day) = self.first_time_from(from_minute_of_day) {
-                            return Some(days * MINUTES_PER_DAY + minute_of_day);
-                        }
+                    if self.day_matches(date_of(days, year, month))
+                        && let Some(minute_of_day) = self.first_time_from(from_minute_of_day)
+                    {
+                        return Some(days * MINUTES_PER_DAY + minute_of_day);
                     }
                     from_minute_of_day = 0;
                 }

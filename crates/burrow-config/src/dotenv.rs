@@ -69,16 +69,15 @@ fn parse_value(text: &str, line_length: usize) -> (String, usize) {
         .chars()
         .next()
         .filter(|c| matches!(c, '"' | '\'' | '`'))
+        && let Some(close) = closing_quote(&body[1..], quote)
     {
-        if let Some(close) = closing_quote(&body[1..], quote) {
-            let inner = &body[1..1 + close];
-            let value = if quote == '"' {
-                inner.replace("\\n", "\n").replace("\\r", "\r")
-            } else {
-                inner.to_owned()
-            };
-            return (value, leading + close + 2);
-        }
+        let inner = &body[1..1 + close];
+        let value = if quote == '"' {
+            inner.replace("\\n", "\n").replace("\\r", "\r")
+        } else {
+            inner.to_owned()
+        };
+        return (value, leading + close + 2);
     }
     // Unquoted (or an unclosed quote, which dotenv keeps as written): up to the end of the line
     // or the first `#`.

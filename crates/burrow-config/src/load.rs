@@ -235,13 +235,13 @@ fn load_worker(
         ));
     }
 
-    if let Some(main) = &config.main {
-        if !dir.join(main).is_file() {
-            warnings.push(prefix(format!(
-                "main = \"{main}\" does not exist (looked for {})",
-                dir.join(main).display()
-            )));
-        }
+    if let Some(main) = &config.main
+        && !dir.join(main).is_file()
+    {
+        warnings.push(prefix(format!(
+            "main = \"{main}\" does not exist (looked for {})",
+            dir.join(main).display()
+        )));
     }
     let (secrets, secrets_files) = load_secrets(&dir, options.environment.as_deref())?;
     let secrets = match &config.required_secrets {
@@ -505,13 +505,13 @@ fn check_workers(mut loaded: LoadedConfig) -> Result<LoadedConfig, Error> {
             }
         }
         for workflow in &worker.config.workflows {
-            if let Some(script) = workflow.script_name.as_deref() {
-                if !exists(script) {
-                    warnings.push(format!(
+            if let Some(script) = workflow.script_name.as_deref()
+                && !exists(script)
+            {
+                warnings.push(format!(
                         "{file}: Workflow binding {} uses class {} of Worker \"{script}\", which is not loaded (add -c with its config)",
                         workflow.binding, workflow.class_name
                     ));
-                }
             }
         }
     }

@@ -149,23 +149,23 @@ pub(crate) fn worker(
     report_unsupported(diagnostics, &mut root);
 
     let name = root.string(diagnostics, "name");
-    if let Some(name) = &name {
-        if !is_worker_name(name) {
-            diagnostics.problem(
-                &root.key_path("name"),
-                format!("= \"{name}\" is not a valid Worker name (allowed {WORKER_NAME_RULE})"),
-            );
-        }
+    if let Some(name) = &name
+        && !is_worker_name(name)
+    {
+        diagnostics.problem(
+            &root.key_path("name"),
+            format!("= \"{name}\" is not a valid Worker name (allowed {WORKER_NAME_RULE})"),
+        );
     }
     let main = root.non_empty_string(diagnostics, "main");
     let compatibility_date = root.string(diagnostics, "compatibility_date");
-    if let Some(date) = &compatibility_date {
-        if !is_date(date) {
-            diagnostics.problem(
-                &root.key_path("compatibility_date"),
-                format!("= \"{date}\" is not a date (allowed YYYY-MM-DD)"),
-            );
-        }
+    if let Some(date) = &compatibility_date
+        && !is_date(date)
+    {
+        diagnostics.problem(
+            &root.key_path("compatibility_date"),
+            format!("= \"{date}\" is not a date (allowed YYYY-MM-DD)"),
+        );
     }
     let compatibility_flags = root.strings(diagnostics, "compatibility_flags", |_| None);
 
@@ -261,13 +261,13 @@ fn migrations(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> Vec<Migrat
     for mut entry in root.tables(diagnostics, "migrations") {
         let tag_path = entry.key_path("tag");
         let tag = entry.required_string(diagnostics, "tag");
-        if let Some(tag) = &tag {
-            if let Some(first) = tags.insert(tag.clone(), tag_path.clone()) {
-                diagnostics.problem(
-                    &tag_path,
-                    format!("= \"{tag}\" duplicates {first} (allowed: a tag used once)"),
-                );
-            }
+        if let Some(tag) = &tag
+            && let Some(first) = tags.insert(tag.clone(), tag_path.clone())
+        {
+            diagnostics.problem(
+                &tag_path,
+                format!("= \"{tag}\" duplicates {first} (allowed: a tag used once)"),
+            );
         }
         let class_check = |name: &str| class_name_problem(name);
         let new_classes = entry.strings(diagnostics, "new_classes", class_check);
@@ -462,13 +462,13 @@ fn queues(
         let retry_delay = entry.integer(diagnostics, "retry_delay", 0..=MAX_DELAY_SECONDS);
         let visibility_timeout_ms =
             entry.integer(diagnostics, "visibility_timeout_ms", 1..=43_200_000);
-        if let (Some(queue), Some(dead_letter_queue)) = (&queue, &dead_letter_queue) {
-            if queue == dead_letter_queue {
-                diagnostics.problem(
+        if let (Some(queue), Some(dead_letter_queue)) = (&queue, &dead_letter_queue)
+            && queue == dead_letter_queue
+        {
+            diagnostics.problem(
                     &entry.key_path("dead_letter_queue"),
                     format!("= \"{dead_letter_queue}\" is the consumer's own queue (allowed: any other queue)"),
                 );
-            }
         }
         entry.finish(diagnostics);
         let Some(queue) = queue else { continue };
@@ -587,10 +587,10 @@ fn services(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> Vec<ServiceB
         let service = entry.required_string(diagnostics, "service");
         let entrypoint_path = entry.key_path("entrypoint");
         let entrypoint = entry.non_empty_string(diagnostics, "entrypoint");
-        if let Some(entrypoint) = &entrypoint {
-            if let Some(detail) = class_name_problem(entrypoint) {
-                diagnostics.problem(&entrypoint_path, detail);
-            }
+        if let Some(entrypoint) = &entrypoint
+            && let Some(detail) = class_name_problem(entrypoint)
+        {
+            diagnostics.problem(&entrypoint_path, detail);
         }
         let environment = entry.non_empty_string(diagnostics, "environment");
         let props = entry
