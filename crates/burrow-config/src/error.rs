@@ -18,12 +18,13 @@ pub enum Error {
         dir: PathBuf,
     },
     /// The file (or directory) could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Read {
         /// The path that failed.
         path: PathBuf,
-        /// The I/O error.
-        source: io::Error,
+        /// The I/O error. (Not a `#[source]`: the message already contains it, and error chains
+        /// would print it twice.)
+        error: io::Error,
     },
     /// The file is not valid TOML or JSON(C).
     #[error("{}:{line}:{column}: {message}", file.display())]

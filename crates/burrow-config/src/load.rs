@@ -133,14 +133,14 @@ impl LoadedConfig {
 
 /// The configuration file in `dir` (see [`CONFIG_FILE_NAMES`]).
 pub fn find_config(dir: &Path) -> Result<PathBuf, Error> {
-    let metadata = fs::metadata(dir).map_err(|source| Error::Read {
+    let metadata = fs::metadata(dir).map_err(|error| Error::Read {
         path: dir.to_owned(),
-        source,
+        error,
     })?;
     if !metadata.is_dir() {
         return Err(Error::Read {
             path: dir.to_owned(),
-            source: io::Error::other("not a directory"),
+            error: io::Error::other("not a directory"),
         });
     }
     CONFIG_FILE_NAMES
@@ -277,9 +277,9 @@ fn load_worker(
 }
 
 fn read(file: &Path) -> Result<String, Error> {
-    fs::read_to_string(file).map_err(|source| Error::Read {
+    fs::read_to_string(file).map_err(|error| Error::Read {
         path: file.to_owned(),
-        source,
+        error,
     })
 }
 
@@ -421,9 +421,9 @@ fn read_optional(path: &Path) -> Result<Option<String>, Error> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Read {
+        Err(error) => Err(Error::Read {
             path: path.to_owned(),
-            source,
+            error,
         }),
     }
 }

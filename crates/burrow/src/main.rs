@@ -1,2 +1,46 @@
-//! The `burrow` command line (in progress).
-fn main() {}
+//! The `burrow` binary: parses the command line, sets up logging, and runs a command. The work
+//! lives in `burrow-config` (and later the runtime crates); this crate is glue.
+
+mod cli;
+mod logging;
+mod server;
+mod start;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Exit code of a subcommand that this build does not have yet.
+const EXIT_UNAVAILABLE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let name = cli.command.name();
+    let result = match cli.command {
+        Command::Dev(args) => {
+            logging::init(cli.log_format);
+            start::dev(args)
+        }
+        Command::Serve(args) => {
+            logging::init(cli.log_format);
+            start::serve(args)
+        }
+        Command::Kv(_)
+        | Command::Queues(_)
+        | Command::Workflows(_)
+        | Command::Objects(_)
+        | Command::Sql(_) => {
+            eprintln!("burrow {name}: not yet available in this build");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

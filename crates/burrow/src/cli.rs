@@ -1,0 +1,111 @@
+//! The command line: `burrow dev`, `burrow serve`, and the subcommands later issues fill in.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Burrow: a self-hosted platform for Cloudflare-style Workers, Durable Objects, Queues,
+/// Workflows, KV and Cron.
+#[derive(Debug, Parser)]
+#[command(name = "burrow", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// Log format on stderr; the level comes from RUST_LOG (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub(crate) log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a Workers project locally: reads wrangler.json, wrangler.jsonc or wrangler.toml in DIR.
+    Dev(DevArgs),
+    /// Run in production from explicit configuration files (no file watching).
+    Serve(ServeArgs),
+    /// Workers KV namespaces and keys (not yet available).
+    Kv(Unavailable),
+    /// Queues: send, pull, ack (not yet available).
+    Queues(Unavailable),
+    /// Workflow instances (not yet available).
+    Workflows(Unavailable),
+    /// Durable Object namespaces and objects (not yet available).
+    Objects(Unavailable),
+    /// SQL against a Durable Object's database (not yet available).
+    Sql(Unavailable),
+}
+
+impl Command {
+    /// The subcommand's name as typed.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Command::Dev(_) => "dev",
+            Command::Serve(_) => "serve",
+            Command::Kv(_) => "kv",
+            Command::Queues(_) => "queues",
+            Command::Workflows(_) => "workflows",
+            Command::Objects(_) => "objects",
+            Command::Sql(_) => "sql",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// The project directory.
+    #[arg(default_value = ".", conflicts_with = "config")]
+    pub(crate) dir: PathBuf,
+
+    /// A configuration file instead of DIR; repeat it to run several Workers (the first receives
+    /// HTTP traffic, the others are reached through service bindings and script_name).
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub(crate) config: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// A configuration file; repeat it to run several Workers (the first receives HTTP traffic).
+    #[arg(short = 'c', long = "config", value_name = "FILE", required = true)]
+    pub(crate) config: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CommonArgs {
+    /// The wrangler environment (`[env.NAME]`) to use.
+    #[arg(short = 'e', long = "env", value_name = "NAME")]
+    pub(crate) environment: Option<String>,
+
+    /// Port of the Worker's HTTP listener [default: 8787, or `dev.port` in `burrow dev`].
+    #[arg(long)]
+    pub(crate) port: Option<u16>,
+
+    /// Address of the Worker's HTTP listener [default: 127.0.0.1, or `dev.ip` in `burrow dev`].
+    #[arg(long)]
+    pub(crate) ip: Option<String>,
+
+    /// Where Burrow keeps its data [default: `[burrow] data_dir`, else DIR/.burrow/state].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) persist_to: Option<PathBuf>,
+}
+
+/// Arguments of a subcommand that does not exist yet; accepted so that the message is the same
+/// whatever follows.
+#[derive(Debug, Args)]
+pub(crate) struct Unavailable {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub(crate) args: Vec<String>,
+}
