@@ -6,17 +6,18 @@
 //! retries 0-100, concurrency 1-250, delays up to 12 h). Wrangler itself checks only types and
 //! leaves ranges to the Cloudflare API; Burrow has no API behind it, so it checks them here.
 
+mod durable_objects;
+mod queues;
+mod settings;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 
 use serde_json::Value;
 
 use crate::cron;
 use crate::model::{
-    BurrowSettings, ConsumerKind, CronTrigger, DevSettings, Durability, DurableObjectBinding,
-    KvNamespaceBinding, Migration, QueueConsumer, QueueProducer, RenamedClass, ServiceBinding,
-    TransferredClass, VarValue, WorkerConfig, WorkflowBinding,
+    CronTrigger, KvNamespaceBinding, ServiceBinding, VarValue, WorkerConfig, WorkflowBinding,
 };
 use crate::reader::{Diagnostics, Table};
 
@@ -129,10 +130,6 @@ pub(crate) fn is_non_inheritable(key: &str) -> bool {
     // `assets` is the one inheritable binding-like key.
     NON_INHERITABLE.contains(&key) || (UNSUPPORTED_BINDINGS.contains(&key) && key != "assets")
 }
-
-/// Queue delays (`delivery_delay`, `retry_delay`) top out at 12 hours.
-const MAX_DELAY_SECONDS: i64 = 43_200;
-
 const BINDING_NAME_RULE: &str = "letters, digits, _ and $, not starting with a digit";
 const WORKER_NAME_RULE: &str = "lowercase letters, digits, - and _, not starting with -";
 const WORKFLOW_NAME_RULE: &str =
@@ -175,8 +172,8 @@ pub(crate) fn worker(
         compatibility_date,
         compatibility_flags,
         vars: vars(diagnostics, &mut root),
-        durable_objects: durable_objects(diagnostics, &mut root),
-        migrations: migrations(diagnostics, &mut root),
+        durable_objects: durable_objects::durable_objects(diagnostics, &mut root),
+        migrations: durable_objects::migrations(diagnostics, &mut root),
         kv_namespaces: kv_namespaces(diagnostics, &mut root),
         queue_producers: Vec::new(),
         queue_consumers: Vec::new(),
@@ -184,13 +181,13 @@ pub(crate) fn worker(
         crons: crons(diagnostics, &mut root),
         services: services(diagnostics, &mut root),
         required_secrets: required_secrets(diagnostics, &mut root),
-        dev: dev(diagnostics, &mut root),
-        burrow: burrow(diagnostics, &mut root, config_dir),
+        dev: settings::dev(diagnostics, &mut root),
+        burrow: settings::burrow(diagnostics, &mut root, config_dir),
     };
-    (config.queue_producers, config.queue_consumers) = queues(diagnostics, &mut root);
+    (config.queue_producers, config.queue_consumers) = queues::queues(diagnostics, &mut root);
     root.finish(diagnostics);
 
-    check_durable_object_migrations(diagnostics, &config);
+    durable_objects::check_durable_object_migrations(diagnostics, &config);
     config
 }
 
@@ -227,167 +224,6 @@ fn vars(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> BTreeMap<String,
     }
     vars
 }
-
-fn durable_objects(
-    diagnostics: &mut Diagnostics,
-    root: &mut Table<'_>,
-) -> Vec<DurableObjectBinding> {
-    let Some(mut table) = root.table(diagnostics, "durable_objects") else {
-        return Vec::new();
-    };
-    let mut bindings = Vec::new();
-    for mut entry in table.tables(diagnostics, "bindings") {
-        let name = binding_name(diagnostics, &mut entry, "name");
-        let class_name = class_name(diagnostics, &mut entry, "class_name");
-        let script_name = entry.non_empty_string(diagnostics, "script_name");
-        let environment = entry.non_empty_string(diagnostics, "environment");
-        entry.finish(diagnostics);
-        if let (Some(name), Some(class_name)) = (name, class_name) {
-            bindings.push(DurableObjectBinding {
-                name,
-                class_name,
-                script_name,
-                environment,
-            });
-        }
-    }
-    table.finish(diagnostics);
-    bindings
-}
-
-fn migrations(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> Vec<Migration> {
-    let mut migrations = Vec::new();
-    let mut tags: BTreeMap<String, String> = BTreeMap::new();
-    for mut entry in root.tables(diagnostics, "migrations") {
-        let tag_path = entry.key_path("tag");
-        let tag = entry.required_string(diagnostics, "tag");
-        if let Some(tag) = &tag
-            && let Some(first) = tags.insert(tag.clone(), tag_path.clone())
-        {
-            diagnostics.problem(
-                &tag_path,
-                format!("= \"{tag}\" duplicates {first} (allowed: a tag used once)"),
-            );
-        }
-        let class_check = |name: &str| class_name_problem(name);
-        let new_classes = entry.strings(diagnostics, "new_classes", class_check);
-        let new_sqlite_classes = entry.strings(diagnostics, "new_sqlite_classes", class_check);
-        let deleted_classes = entry.strings(diagnostics, "deleted_classes", class_check);
-        let renamed_classes = entry
-            .tables(diagnostics, "renamed_classes")
-            .into_iter()
-            .filter_map(|mut renamed| {
-                let from = class_name(diagnostics, &mut renamed, "from");
-                let to = class_name(diagnostics, &mut renamed, "to");
-                renamed.finish(diagnostics);
-                Some(RenamedClass {
-                    from: from?,
-                    to: to?,
-                })
-            })
-            .collect();
-        let transferred_classes = entry
-            .tables(diagnostics, "transferred_classes")
-            .into_iter()
-            .filter_map(|mut transferred| {
-                let from = class_name(diagnostics, &mut transferred, "from");
-                let from_script = transferred.required_string(diagnostics, "from_script");
-                let to = class_name(diagnostics, &mut transferred, "to");
-                transferred.finish(diagnostics);
-                Some(TransferredClass {
-                    from: from?,
-                    from_script: from_script?,
-                    to: to?,
-                })
-            })
-            .collect();
-        let path = entry.path().to_owned();
-        entry.finish(diagnostics);
-        let migration = Migration {
-            tag: tag.unwrap_or_default(),
-            new_classes,
-            new_sqlite_classes,
-            renamed_classes,
-            deleted_classes,
-            transferred_classes,
-        };
-        migrations.push((path, migration));
-    }
-    check_migration_order(diagnostics, &migrations);
-    migrations
-        .into_iter()
-        .map(|(_, migration)| migration)
-        .collect()
-}
-
-/// Each migration may only rename or delete a class that earlier migrations created, and may
-/// not create one that already exists.
-fn check_migration_order(diagnostics: &mut Diagnostics, migrations: &[(String, Migration)]) {
-    let mut live: BTreeMap<&str, String> = BTreeMap::new();
-    for (path, migration) in migrations {
-        let created = migration
-            .new_classes
-            .iter()
-            .map(|class| (class, "new_classes"))
-            .chain(
-                migration
-                    .new_sqlite_classes
-                    .iter()
-                    .map(|class| (class, "new_sqlite_classes")),
-            );
-        for (class, key) in created {
-            if let Some(first) = live.get(class.as_str()) {
-                diagnostics.problem(
-                    &format!("{path}.{key}"),
-                    format!(
-                        "creates class \"{class}\", which {first} already created (allowed: classes not yet created)"
-                    ),
-                );
-            } else {
-                live.insert(class, format!("{path}.{key}"));
-            }
-        }
-        for (index, renamed) in migration.renamed_classes.iter().enumerate() {
-            if live.remove(renamed.from.as_str()).is_none() {
-                diagnostics.problem(
-                    &format!("{path}.renamed_classes[{index}].from"),
-                    format!(
-                        "= \"{}\" is not a class created by an earlier migration (allowed: {})",
-                        renamed.from,
-                        known_classes(&live)
-                    ),
-                );
-            }
-            live.insert(&renamed.to, format!("{path}.renamed_classes[{index}]"));
-        }
-        for (index, transferred) in migration.transferred_classes.iter().enumerate() {
-            live.insert(
-                &transferred.to,
-                format!("{path}.transferred_classes[{index}]"),
-            );
-        }
-        for (index, class) in migration.deleted_classes.iter().enumerate() {
-            if live.remove(class.as_str()).is_none() {
-                diagnostics.problem(
-                    &format!("{path}.deleted_classes[{index}]"),
-                    format!(
-                        "= \"{class}\" is not a class created by an earlier migration (allowed: {})",
-                        known_classes(&live)
-                    ),
-                );
-            }
-        }
-    }
-}
-
-fn known_classes(live: &BTreeMap<&str, String>) -> String {
-    if live.is_empty() {
-        "none exist yet".to_owned()
-    } else {
-        live.keys().copied().collect::<Vec<_>>().join(", ")
-    }
-}
-
 fn kv_namespaces(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> Vec<KvNamespaceBinding> {
     let mut namespaces = Vec::new();
     for mut entry in root.tables(diagnostics, "kv_namespaces") {
@@ -406,95 +242,6 @@ fn kv_namespaces(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> Vec<KvN
     }
     namespaces
 }
-
-fn queues(
-    diagnostics: &mut Diagnostics,
-    root: &mut Table<'_>,
-) -> (Vec<QueueProducer>, Vec<QueueConsumer>) {
-    let Some(mut table) = root.table(diagnostics, "queues") else {
-        return (Vec::new(), Vec::new());
-    };
-    let mut producers = Vec::new();
-    for mut entry in table.tables(diagnostics, "producers") {
-        let binding = binding_name(diagnostics, &mut entry, "binding");
-        let queue = entry.required_string(diagnostics, "queue");
-        let delivery_delay = entry.integer(diagnostics, "delivery_delay", 0..=MAX_DELAY_SECONDS);
-        remote(diagnostics, &mut entry);
-        entry.finish(diagnostics);
-        if let (Some(binding), Some(queue)) = (binding, queue) {
-            producers.push(QueueProducer {
-                binding,
-                queue,
-                delivery_delay_seconds: delivery_delay.unwrap_or(0) as u32,
-            });
-        }
-    }
-    let mut consumers: Vec<QueueConsumer> = Vec::new();
-    let mut consumer_paths: BTreeMap<String, String> = BTreeMap::new();
-    for mut entry in table.tables(diagnostics, "consumers") {
-        let queue_path = entry.key_path("queue");
-        let queue = entry.required_string(diagnostics, "queue");
-        let kind = match entry.string(diagnostics, "type").as_deref() {
-            None | Some("worker") => ConsumerKind::Worker,
-            Some("http_pull") => ConsumerKind::HttpPull,
-            Some(other) => {
-                diagnostics.problem(
-                    &entry.key_path("type"),
-                    format!(
-                        "= \"{other}\" is not a consumer type (allowed \"worker\" or \"http_pull\")"
-                    ),
-                );
-                ConsumerKind::Worker
-            }
-        };
-        let max_batch_size = entry.integer(diagnostics, "max_batch_size", 1..=100);
-        let max_batch_timeout = entry.number(diagnostics, "max_batch_timeout", 0.0..=60.0);
-        let max_retries = entry.integer(diagnostics, "max_retries", 0..=100);
-        let dead_letter_queue = entry.non_empty_string(diagnostics, "dead_letter_queue");
-        let max_concurrency = match entry.map().get("max_concurrency") {
-            // `null` means autoscale, as leaving it out does.
-            Some(Value::Null) => {
-                entry.ignore(&["max_concurrency"]);
-                None
-            }
-            _ => entry.integer(diagnostics, "max_concurrency", 1..=250),
-        };
-        let retry_delay = entry.integer(diagnostics, "retry_delay", 0..=MAX_DELAY_SECONDS);
-        let visibility_timeout_ms =
-            entry.integer(diagnostics, "visibility_timeout_ms", 1..=43_200_000);
-        if let (Some(queue), Some(dead_letter_queue)) = (&queue, &dead_letter_queue)
-            && queue == dead_letter_queue
-        {
-            diagnostics.problem(
-                    &entry.key_path("dead_letter_queue"),
-                    format!("= \"{dead_letter_queue}\" is the consumer's own queue (allowed: any other queue)"),
-                );
-        }
-        entry.finish(diagnostics);
-        let Some(queue) = queue else { continue };
-        if let Some(first) = consumer_paths.insert(queue.clone(), queue_path.clone()) {
-            diagnostics.problem(
-                &queue_path,
-                format!("= \"{queue}\" already has a consumer at {first} (allowed: one consumer per queue)"),
-            );
-            continue;
-        }
-        consumers.push(QueueConsumer {
-            queue,
-            kind,
-            max_batch_size: max_batch_size.unwrap_or(10) as u32,
-            max_batch_timeout_ms: (max_batch_timeout.unwrap_or(5.0) * 1000.0).round() as u64,
-            max_retries: max_retries.unwrap_or(3) as u32,
-            dead_letter_queue,
-            max_concurrency: max_concurrency.map(|value| value as u32),
-            retry_delay_seconds: retry_delay.map(|value| value as u32),
-            visibility_timeout_ms: visibility_timeout_ms.map(|value| value as u64),
-        });
-    }
-    table.finish(diagnostics);
-    (producers, consumers)
-}
-
 fn workflows(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> Vec<WorkflowBinding> {
     let mut workflows: Vec<WorkflowBinding> = Vec::new();
     let mut names: BTreeMap<String, String> = BTreeMap::new();
@@ -621,86 +368,6 @@ fn required_secrets(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> Opti
     table.finish(diagnostics);
     Some(required)
 }
-
-fn dev(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> DevSettings {
-    let Some(mut table) = root.table(diagnostics, "dev") else {
-        return DevSettings::default();
-    };
-    let settings = DevSettings {
-        ip: table.non_empty_string(diagnostics, "ip"),
-        port: table
-            .integer(diagnostics, "port", 0..=65_535)
-            .map(|port| port as u16),
-    };
-    // wrangler's other `[dev]` keys concern its own tooling (inspector, protocols, containers).
-    table.ignore(&[
-        "inspector_port",
-        "inspector_ip",
-        "local_protocol",
-        "upstream_protocol",
-        "host",
-        "enable_containers",
-        "container_engine",
-        "generate_types",
-    ]);
-    table.finish(diagnostics);
-    settings
-}
-
-fn burrow(
-    diagnostics: &mut Diagnostics,
-    root: &mut Table<'_>,
-    config_dir: &Path,
-) -> BurrowSettings {
-    let mut settings = BurrowSettings::defaults();
-    let Some(mut table) = root.table(diagnostics, "burrow") else {
-        return settings;
-    };
-    if let Some(data_dir) = table.non_empty_string(diagnostics, "data_dir") {
-        settings.data_dir = Some(config_dir.join(data_dir));
-    }
-    if let Some(shards) = table.integer(diagnostics, "shards", 1..=1_024) {
-        settings.shards = shards as usize;
-    }
-    match table.string(diagnostics, "durability").as_deref() {
-        None | Some("full") => {}
-        Some("relaxed") => settings.durability = Durability::Relaxed,
-        Some(other) => diagnostics.problem(
-            &table.key_path("durability"),
-            format!("= \"{other}\" is not a durability mode (allowed \"full\" or \"relaxed\")"),
-        ),
-    }
-    if let Some(address) = table.string(diagnostics, "admin_address") {
-        match address.parse::<SocketAddr>() {
-            Ok(address) => settings.admin_address = address,
-            Err(_) => diagnostics.problem(
-                &table.key_path("admin_address"),
-                format!(
-                    "= \"{address}\" is not an address (allowed IP:PORT, e.g. \"127.0.0.1:8788\")"
-                ),
-            ),
-        }
-    }
-    settings.api_tokens = table.strings(diagnostics, "api_tokens", |token| {
-        let valid = token.len() >= 16 && token.bytes().all(|byte| byte.is_ascii_graphic());
-        (!valid).then(|| {
-            "is not a usable token (allowed: at least 16 printable ASCII characters, no spaces)"
-                .to_owned()
-        })
-    });
-    if let Some(max) = table.integer(diagnostics, "max_open_objects", 1..=1_000_000) {
-        settings.max_open_objects = max as usize;
-    }
-    if let Some(max) = table.integer(diagnostics, "workflow_max_steps", 1..=1_000_000) {
-        settings.workflow_max_steps = max as u32;
-    }
-    if let Some(days) = table.integer(diagnostics, "workflow_retention_days", 1..=3_650) {
-        settings.workflow_retention_days = days as u32;
-    }
-    table.finish(diagnostics);
-    settings
-}
-
 /// `remote = true` asks wrangler to use the deployed resource; Burrow only has local ones.
 fn remote(diagnostics: &mut Diagnostics, entry: &mut Table<'_>) {
     let path = entry.key_path("remote");
@@ -785,36 +452,6 @@ fn is_date(text: &str) -> bool {
     };
     (1..=12).contains(&month) && day >= 1 && day <= cron::days_in_month(year, month)
 }
-
-/// Like wrangler: a Durable Object binding to a class of this Worker that no migration creates
-/// is a warning (the class would have no namespace on Cloudflare).
-fn check_durable_object_migrations(diagnostics: &mut Diagnostics, config: &WorkerConfig) {
-    let classes = config.durable_object_classes();
-    let own_name = config.name.as_deref();
-    let missing: Vec<&str> = config
-        .durable_objects
-        .iter()
-        .filter(|binding| {
-            binding.script_name.is_none() || binding.script_name.as_deref() == own_name
-        })
-        .filter(|binding| !classes.contains_key(&binding.class_name))
-        .map(|binding| binding.class_name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        diagnostics.warn(format!(
-            "durable_objects binds classes of this Worker ({}) that no migration creates; add a \
-             [[migrations]] entry with new_sqlite_classes = [{}] (Cloudflare will not deploy \
-             them without one)",
-            missing.join(", "),
-            missing
-                .iter()
-                .map(|class| format!("\"{class}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
