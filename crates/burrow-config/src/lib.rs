@@ -23,7 +23,8 @@
 //! - Unknown keys are warnings (with their key path), never errors. Bindings and settings Burrow
 //!   does not support yet are named together in one warning each. Deploy-only keys (`routes`,
 //!   `account_id`, ...) are accepted silently.
-//! - Environments follow wrangler's inheritance rules ([`environment`](crate::LoadOptions)).
+//! - Environments (`[env.NAME]`, [`LoadOptions::environment`]) follow wrangler's inheritance
+//!   rules: bindings and `vars` are not inherited, `name` becomes `<name>-NAME`.
 //! - Syntax errors give the line and column ([`Error::Syntax`]).
 
 pub mod cron;

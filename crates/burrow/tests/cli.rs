@@ -151,7 +151,8 @@ fn a_valid_project_starts_and_warns_about_unsupported_bindings() {
         "name = \"app\"\nmain = \"src/index.js\"\ncompatibility_date = \"2025-01-01\"\n\
          [[kv_namespaces]]\nbinding = \"CACHE\"\n\
          [[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"app\"\n\
-         [[r2_buckets]]\nbinding = \"FILES\"\nbucket_name = \"files\"\n",
+         [[r2_buckets]]\nbinding = \"FILES\"\nbucket_name = \"files\"\n\
+         [dev]\nport = 9123\n",
     );
     write(
         dir.path(),
@@ -175,6 +176,8 @@ fn a_valid_project_starts_and_warns_about_unsupported_bindings() {
     );
     assert_eq!(log.matches("not supported").count(), 1, "{log}");
     assert!(log.contains("env.CACHE (KV Namespace)"), "{log}");
+    // wrangler's `[dev] port` applies when --port is not given.
+    assert!(log.contains("listen=127.0.0.1:9123"), "{log}");
     assert!(
         log.contains("serving arrives with the Durable Object runtime"),
         "{log}"

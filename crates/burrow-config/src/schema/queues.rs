@@ -11,6 +11,8 @@ use super::{binding_name, remote};
 
 /// Queue delays (`delivery_delay`, `retry_delay`) top out at 12 hours.
 const MAX_DELAY_SECONDS: i64 = 43_200;
+
+/// Producers and consumers; a queue may have only one consumer.
 pub(super) fn queues(
     diagnostics: &mut Diagnostics,
     root: &mut Table<'_>,
