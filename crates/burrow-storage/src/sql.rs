@@ -317,11 +317,6 @@ fn step(
     statement: &mut Statement<'_>,
     limit: RowLimit,
 ) -> Result<Cursor, Error> {
-    let column_names = statement
-        .column_names()
-        .map(str::to_owned)
-        .collect::<Vec<_>>();
-    let column_count = column_names.len();
     statement.reset_status(StatementStatus::FullscanStep);
     let changes_before = session.conn.total_changes();
     let mut rows = Vec::new();
@@ -332,6 +327,7 @@ fn step(
             if limit == RowLimit::FirstStepOnly {
                 break;
             }
+            let column_count = row.as_ref().column_count();
             let mut values = Vec::with_capacity(column_count);
             for index in 0..column_count {
                 let value = Value::from_sqlite(row.get_ref(index).map_err(Error::from)?);
@@ -350,6 +346,12 @@ fn step(
     if let Err(error) = outcome {
         return Err(session.note_failure(error));
     }
+    // Read the names only now: stepping re-prepares a statement whose tables changed (a cached
+    // `SELECT *` after `ALTER TABLE … ADD COLUMN`), and the names change with it.
+    let column_names = statement
+        .column_names()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     let rows_written = session.conn.total_changes().saturating_sub(changes_before);
     let scanned = u64::try_from(statement.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
     let scanned = if scanned > 0 { scanned + 1 } else { 0 };
