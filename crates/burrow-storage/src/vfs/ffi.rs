@@ -188,9 +188,9 @@ unsafe extern "C" fn x_open(
             // WAL mode would bypass the overlay's capture; the engine never enables it.
             tracing::warn!(?path, "refusing to open a WAL file through the Burrow VFS");
             return ffi::SQLITE_CANTOPEN;
-        } else if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 {
+        } else if let (true, Some(path)) = (flags & ffi::SQLITE_OPEN_MAIN_DB != 0, path) {
             // `arc` fails only while the last Vfs handle is being dropped.
-            let (Some(path), Some(owner)) = (path, shared.arc()) else {
+            let Some(owner) = shared.arc() else {
                 return ffi::SQLITE_CANTOPEN;
             };
             match shared.open_main(&path, flags & ffi::SQLITE_OPEN_CREATE != 0) {
@@ -201,6 +201,7 @@ unsafe extern "C" fn x_open(
                 Err(code) => return code,
             }
         } else {
+            // Journals, temp files, and anonymous databases (SQLite passes no name for those).
             Kind::Memory(Vec::new())
         };
         let handle = Box::into_raw(Box::new(Handle { kind, lock: 0 }));
@@ -400,7 +401,7 @@ unsafe extern "C" fn x_check_reserved_lock(
 unsafe extern "C" fn x_file_control(
     file: *mut ffi::sqlite3_file,
     op: c_int,
-    _arg: *mut c_void,
+    arg: *mut c_void,
 ) -> c_int {
     guard(ffi::SQLITE_IOERR, || {
         // SAFETY: SQLite calls io_methods only on files we opened.
@@ -412,9 +413,46 @@ unsafe extern "C" fn x_file_control(
                     Err(_) => ffi::SQLITE_IOERR,
                 }
             }
+            // SAFETY: for SQLITE_FCNTL_PRAGMA, SQLite passes its char*[3] pragma array.
+            (Kind::Main { .. }, ffi::SQLITE_FCNTL_PRAGMA) => unsafe { pragma(arg.cast()) },
             _ => ffi::SQLITE_NOTFOUND,
         }
     })
+}
+
+/// Refuses `PRAGMA journal_mode=WAL` with a clear message; every other pragma proceeds. In
+/// exclusive locking mode SQLite thinks WAL works without shared memory, would switch the
+/// file's format, and then fail to open the WAL file on every later transaction.
+///
+/// # Safety
+/// `args` must be the `char*[3]` SQLite passes with `SQLITE_FCNTL_PRAGMA`: slot 0 for our
+/// message, slots 1 and 2 the pragma's name and argument (NUL-terminated, or null).
+unsafe fn pragma(args: *mut *mut c_char) -> c_int {
+    // SAFETY: per this function's contract, slots 1 and 2 are readable.
+    let (name, value) = unsafe { (*args.add(1), *args.add(2)) };
+    if name.is_null() || value.is_null() {
+        return ffi::SQLITE_NOTFOUND;
+    }
+    // SAFETY: non-null slots hold NUL-terminated strings valid during the call.
+    let (name, value) = unsafe { (CStr::from_ptr(name), CStr::from_ptr(value)) };
+    if !(name.to_bytes().eq_ignore_ascii_case(b"journal_mode")
+        && value.to_bytes().eq_ignore_ascii_case(b"wal"))
+    {
+        return ffi::SQLITE_NOTFOUND;
+    }
+    let message: &[u8] = b"journal_mode=WAL is not supported: Burrow keeps object databases in \
+        rollback mode and captures commits itself";
+    // SAFETY: sqlite3_malloc64 returns null or `len + 1` writable bytes, which we fill with
+    // the message and a NUL; SQLite frees the string it finds in slot 0 with sqlite3_free.
+    unsafe {
+        let out = ffi::sqlite3_malloc64(message.len() as u64 + 1).cast::<u8>();
+        if !out.is_null() {
+            ptr::copy_nonoverlapping(message.as_ptr(), out, message.len());
+            out.add(message.len()).write(0);
+            args.write(out.cast());
+        }
+    }
+    ffi::SQLITE_ERROR
 }
 
 unsafe extern "C" fn x_sector_size(_file: *mut ffi::sqlite3_file) -> c_int {

@@ -484,3 +484,221 @@ fn header_page_size(header: &[u8; 100]) -> Option<usize> {
     let size = if raw == 1 { 65536 } else { usize::from(raw) };
     (size.is_power_of_two() && (512..=65536).contains(&size)).then_some(size)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Edge cases SQLite rarely produces on its own: growth by truncate, sub-page writes,
+    //! truncation and regrowth inside one capture window or during a checkpoint.
+
+    use std::sync::Mutex;
+
+    use super::*;
+
+    const PAGE: usize = 1024;
+
+    #[derive(Default)]
+    struct Bytes(Mutex<Vec<u8>>);
+
+    impl File for Bytes {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let data = self.0.lock().unwrap();
+            let start = (offset as usize).min(data.len());
+            let n = (data.len() - start).min(buf.len());
+            buf[..n].copy_from_slice(&data[start..start + n]);
+            Ok(n)
+        }
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            let mut data = self.0.lock().unwrap();
+            let end = offset as usize + buf.len();
+            if data.len() < end {
+                data.resize(end, 0);
+            }
+            data[offset as usize..end].copy_from_slice(buf);
+            Ok(())
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.lock().unwrap().resize(len as usize, 0);
+            Ok(())
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.0.lock().unwrap().len() as u64)
+        }
+    }
+
+    impl Bytes {
+        fn with(content: &[u8]) -> Arc<Bytes> {
+            Arc::new(Bytes(Mutex::new(content.to_vec())))
+        }
+        fn contents(&self) -> Vec<u8> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    /// A file of `pages` pages, page `i` filled with byte `i + 1`.
+    fn pages(count: usize) -> Vec<u8> {
+        (0..count).flat_map(|i| vec![i as u8 + 1; PAGE]).collect()
+    }
+
+    fn logical(state: &MainState) -> Vec<u8> {
+        let mut out = vec![0u8; state.size() as usize];
+        assert!(state.read(&mut out, 0).unwrap());
+        out
+    }
+
+    /// Checkpointed state over `content`, with the page size known.
+    fn state_over(content: &[u8]) -> (Arc<Bytes>, MainState) {
+        let file = Bytes::with(content);
+        let mut state = MainState::new(file.clone()).unwrap();
+        state.page_size = Some(PAGE);
+        (file, state)
+    }
+
+    fn commit_and_capture(state: &mut MainState) -> Option<Capture> {
+        state.committed();
+        state.take_capture().unwrap()
+    }
+
+    fn checkpoint(state: &mut MainState) {
+        let snapshot = state.snapshot().unwrap();
+        snapshot.write().unwrap();
+        state.confirm(&snapshot);
+    }
+
+    #[test]
+    fn growth_by_truncate_reads_zeros_and_replays() {
+        let old = pages(4);
+        let (file, mut state) = state_over(&old);
+        state.truncate(PAGE as u64).unwrap();
+        state.truncate(4 * PAGE as u64).unwrap();
+        let mut expected = pages(1);
+        expected.resize(4 * PAGE, 0);
+        assert_eq!(logical(&state), expected, "cut bytes must not come back");
+
+        let capture = commit_and_capture(&mut state).unwrap();
+        assert_eq!(capture.zero_from(), PAGE as u64);
+        let replayed = Bytes::with(&old);
+        capture.apply(&*replayed).unwrap();
+        assert_eq!(replayed.contents(), expected);
+
+        checkpoint(&mut state);
+        assert_eq!(
+            file.contents(),
+            expected,
+            "the checkpoint zeroes the cut bytes"
+        );
+        assert_eq!(logical(&state), expected);
+        assert!(state.is_clean());
+    }
+
+    #[test]
+    fn truncate_and_regrow_in_one_capture_window() {
+        let old = pages(4);
+        let (_, mut state) = state_over(&old);
+        // Shrink to one page, then grow by writing page 3 only: pages 1 and 2 are zeros.
+        state.truncate(PAGE as u64).unwrap();
+        state.write(&[9u8; PAGE], 3 * PAGE as u64).unwrap();
+        let mut expected = pages(1);
+        expected.resize(3 * PAGE, 0);
+        expected.extend_from_slice(&[9u8; PAGE]);
+        assert_eq!(logical(&state), expected);
+
+        let capture = commit_and_capture(&mut state).unwrap();
+        // Replay onto the old file, which has non-zero bytes where zeros must appear.
+        let replayed = Bytes::with(&old);
+        capture.apply(&*replayed).unwrap();
+        assert_eq!(replayed.contents(), expected);
+    }
+
+    #[test]
+    fn sub_page_writes_patch_pages_and_capture_only_changed_bytes() {
+        let old = pages(2);
+        let (_, mut state) = state_over(&old);
+        state.write(&[0xee; 100], 1000).unwrap(); // spans pages 0 and 1
+        state.write(&[0xdd; 10], 2 * PAGE as u64 + 5).unwrap(); // grows the file
+        let mut expected = old.clone();
+        expected[1000..1100].fill(0xee);
+        expected.resize(2 * PAGE + 15, 0);
+        expected[2 * PAGE + 5..].fill(0xdd);
+        assert_eq!(logical(&state), expected);
+        let capture = commit_and_capture(&mut state).unwrap();
+        assert_eq!(capture.changed_bytes(), 100 + 10);
+        let replayed = Bytes::with(&old);
+        capture.apply(&*replayed).unwrap();
+        assert_eq!(replayed.contents(), expected);
+    }
+
+    #[test]
+    fn confirm_keeps_pages_changed_after_the_snapshot() {
+        let (file, mut state) = state_over(&pages(3));
+        state.write(&[7u8; PAGE], 0).unwrap();
+        state.write(&[8u8; PAGE], PAGE as u64).unwrap();
+        commit_and_capture(&mut state).unwrap();
+        let snapshot = state.snapshot().unwrap();
+        assert_eq!(state.snapshot().err(), Some(Refusal::CheckpointInProgress));
+
+        state.write(&[9u8; PAGE], PAGE as u64).unwrap();
+        commit_and_capture(&mut state).unwrap();
+        snapshot.write().unwrap();
+        state.confirm(&snapshot);
+
+        assert_eq!(&file.contents()[PAGE..2 * PAGE], &[8u8; PAGE][..]);
+        assert_eq!(state.dirty_pages(), 1, "page 1 changed after the snapshot");
+        assert_eq!(&logical(&state)[PAGE..2 * PAGE], &[9u8; PAGE][..]);
+        assert_eq!(&logical(&state)[..PAGE], &[7u8; PAGE][..]);
+    }
+
+    #[test]
+    fn truncation_during_a_checkpoint_stays_zero_after_it() {
+        let (file, mut state) = state_over(&pages(4));
+        state.write(&[7u8; PAGE], 0).unwrap();
+        commit_and_capture(&mut state).unwrap();
+        let snapshot = state.snapshot().unwrap();
+
+        // After the snapshot: cut to one page and grow back without writing pages 1..3.
+        state.truncate(PAGE as u64).unwrap();
+        state.truncate(4 * PAGE as u64).unwrap();
+        commit_and_capture(&mut state).unwrap();
+        snapshot.write().unwrap();
+        state.confirm(&snapshot);
+
+        // The file holds the snapshot (old pages 1..3), but they must read as zeros now.
+        assert_eq!(&file.contents()[PAGE..2 * PAGE], &[2u8; PAGE][..]);
+        let mut expected = vec![7u8; PAGE];
+        expected.resize(4 * PAGE, 0);
+        assert_eq!(logical(&state), expected);
+        assert!(state.needs_checkpoint());
+        checkpoint(&mut state);
+        assert_eq!(file.contents(), expected);
+    }
+
+    #[test]
+    fn refusals_protect_the_protocol() {
+        let (_, mut state) = state_over(&pages(1));
+        state.write(&[2u8; PAGE], 0).unwrap();
+        assert_eq!(state.take_capture().err(), Some(Refusal::UncommittedWrites));
+        assert_eq!(state.snapshot().err(), Some(Refusal::UncapturedChanges));
+        state.committed();
+        assert_eq!(state.snapshot().err(), Some(Refusal::UncapturedChanges));
+        assert!(state.take_capture().unwrap().is_some());
+        let snapshot = state.snapshot().unwrap();
+        state.abandon(snapshot.id);
+        assert!(state.snapshot().is_ok());
+    }
+
+    #[test]
+    fn header_page_size_is_read_from_existing_files() {
+        let mut header = [0u8; 100];
+        header[..16].copy_from_slice(b"SQLite format 3\0");
+        header[16..18].copy_from_slice(&8192u16.to_be_bytes());
+        assert_eq!(header_page_size(&header), Some(8192));
+        header[16..18].copy_from_slice(&1u16.to_be_bytes());
+        assert_eq!(header_page_size(&header), Some(65536));
+        header[16..18].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(header_page_size(&header), None);
+        header[0] = b'X';
+        assert_eq!(header_page_size(&header), None);
+    }
+}
