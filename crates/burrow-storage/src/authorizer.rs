@@ -6,7 +6,7 @@
 //!
 //! - [`Mode::User`]: SQL from `sql.exec()`. The rules below apply.
 //! - [`Mode::Trusted`]: Burrow's own statements (the KV table, transactions, metadata). Anything
-//!   goes, except other databases than `main`.
+//!   goes, except other databases than `main` and anything done on behalf of a trigger or view.
 //! - [`Mode::Idle`]: nothing of ours is running, so nobody should be preparing anything. Deny all,
 //!   as workerd does, so that a statement prepared behind our back can never slip through.
 //!
@@ -60,6 +60,7 @@ pub struct AuthState {
     mode: AtomicU8,
     transaction_denied: AtomicBool,
     altered: AtomicBool,
+    writes_indirectly: AtomicBool,
 }
 
 impl AuthState {
@@ -86,6 +87,7 @@ impl AuthState {
     pub fn clear_flags(&self) {
         self.transaction_denied.store(false, Ordering::Relaxed);
         self.altered.store(false, Ordering::Relaxed);
+        self.writes_indirectly.store(false, Ordering::Relaxed);
     }
 
     /// Whether a transaction statement was denied since [`AuthState::clear_flags`].
@@ -96,6 +98,12 @@ impl AuthState {
     /// Whether a user statement prepared since [`AuthState::clear_flags`] alters a table.
     pub fn take_altered(&self) -> bool {
         self.altered.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether a user statement prepared since [`AuthState::clear_flags`] writes although SQLite
+    /// calls it read-only: `PRAGMA optimize` runs ANALYZE, which writes `sqlite_stat1`.
+    pub fn take_writes_indirectly(&self) -> bool {
+        self.writes_indirectly.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -129,8 +137,16 @@ pub fn authorize(state: &AuthState, context: AuthContext<'_>) -> Authorization {
         Mode::Trusted => trusted_allows(&context),
         Mode::User => {
             let allowed = user_allows(state, &context);
-            if allowed && matches!(context.action, AuthAction::AlterTable { .. }) {
-                state.altered.store(true, Ordering::Relaxed);
+            if allowed {
+                match context.action {
+                    AuthAction::AlterTable { .. } => state.altered.store(true, Ordering::Relaxed),
+                    AuthAction::Pragma { pragma_name, .. }
+                        if pragma_name.eq_ignore_ascii_case("optimize") =>
+                    {
+                        state.writes_indirectly.store(true, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
             }
             allowed
         }
@@ -143,6 +159,12 @@ pub fn authorize(state: &AuthState, context: AuthContext<'_>) -> Authorization {
 }
 
 fn trusted_allows(context: &AuthContext<'_>) -> bool {
+    // A trigger or view is the user's code: it must never run with Burrow's authority. Burrow's
+    // statements touch only hidden tables, which carry no triggers, so this never fires in
+    // practice; it is workerd's `isAllowedTrigger` defense in depth.
+    if context.accessor.is_some() {
+        return false;
+    }
     // Only `main`: the storage engine captures one file per object, nothing else.
     match database_of(context) {
         Some(database) => database == "main",

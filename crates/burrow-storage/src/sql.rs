@@ -137,6 +137,8 @@ pub enum OneRowError {
 pub(crate) struct UserStatement<'c> {
     statement: Statement<'c>,
     alters_schema: bool,
+    /// Writes although `sqlite3_stmt_readonly` says it does not (`PRAGMA optimize`).
+    writes_indirectly: bool,
     last_used: u64,
 }
 
@@ -239,11 +241,13 @@ fn prepare<'c>(session: &mut Session<'_, 'c>, text: &str) -> Result<UserStatemen
     session.auth.clear_flags();
     let prepared = session.conn.prepare(text);
     let alters_schema = session.auth.take_altered();
+    let writes_indirectly = session.auth.take_writes_indirectly();
     let transaction_denied = session.auth.take_transaction_denied();
     match prepared {
         Ok(statement) => Ok(UserStatement {
             statement,
             alters_schema,
+            writes_indirectly,
             last_used: 0,
         }),
         Err(error) => {
@@ -292,7 +296,7 @@ fn run(
     statement: &mut UserStatement<'_>,
     limit: RowLimit,
 ) -> Result<Cursor, Error> {
-    if !statement.statement.readonly() {
+    if statement.writes_indirectly || !statement.statement.readonly() {
         session.ensure_transaction()?;
     }
     if !statement.alters_schema {

@@ -79,6 +79,28 @@ fn attach_temp_and_other_databases_are_refused() {
 }
 
 #[test]
+fn vacuum_cannot_write_files() {
+    let mut db = database();
+    rows(&mut db, "CREATE TABLE t (x)");
+    db.commit_turn().expect("commit");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("escape.sqlite");
+    let sql = format!("VACUUM INTO '{}'", target.display());
+    let error = message(&mut db, &sql);
+    assert!(
+        error.contains("VACUUM") || error.contains("not authorized"),
+        "{error}"
+    );
+    assert!(!target.exists());
+    db.commit_turn().expect("commit");
+    let error = message(&mut db, "VACUUM");
+    assert!(
+        error.contains("VACUUM") || error.contains("not authorized"),
+        "{error}"
+    );
+}
+
+#[test]
 fn only_allowed_virtual_table_modules() {
     let mut db = database();
     for module in ["fts5abcd", "fts4", "fts3", "dbstat", "json_each"] {

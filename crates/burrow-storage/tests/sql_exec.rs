@@ -598,3 +598,22 @@ fn into_connection_gives_back_a_plain_connection() {
         .expect("query");
     assert_eq!(count, 1, "the open turn was rolled back");
 }
+
+#[test]
+fn only_writing_statements_open_the_turn() {
+    let mut db = database();
+    rows(
+        &mut db,
+        "CREATE TABLE t (x); CREATE INDEX i ON t (x); INSERT INTO t VALUES (1), (2);",
+    );
+    assert!(db.has_open_turn());
+    db.commit_turn().expect("commit");
+    rows(&mut db, "SELECT * FROM t");
+    rows(&mut db, "PRAGMA data_version");
+    assert!(db.get("k").expect("get").is_none());
+    assert!(!db.has_open_turn());
+    // `PRAGMA optimize` looks read-only to SQLite but may run ANALYZE: it belongs to the turn.
+    rows(&mut db, "PRAGMA optimize=0x10002");
+    assert!(db.has_open_turn());
+    db.rollback_turn().expect("rollback");
+}
