@@ -272,13 +272,17 @@ fn run_last(
     if params.len() != statement.statement.parameter_count() {
         return Err(Error::WrongParameterCount);
     }
-    for (index, value) in params.iter().enumerate() {
-        statement
-            .statement
-            .raw_bind_parameter(index + 1, value)
-            .map_err(Error::from)?;
-    }
-    run(session, statement, RowLimit::All)
+    let bound = params
+        .iter()
+        .enumerate()
+        .try_for_each(|(index, value)| statement.statement.raw_bind_parameter(index + 1, value));
+    let result = match bound {
+        Ok(()) => run(session, statement, RowLimit::All),
+        Err(error) => Err(Error::from(error)),
+    };
+    // A cached statement must not keep up to 2 MB per binding alive until its next use.
+    statement.statement.clear_bindings();
+    result
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
