@@ -25,13 +25,20 @@
 //!   go to an in-memory map page number → page bytes plus a logical size; reads merge the
 //!   overlay over the real file (bytes past the real file's end, or cut by a truncation, read as
 //!   zeros). `xSync` does nothing.
-//! - Every other file (journals, statement journals, temp and transient databases) is a byte
-//!   vector owned by its handle and gone on close. No `-journal`, `-wal` or `-shm` file is ever
-//!   created: `xAccess` says they do not exist (so SQLite never sees a hot journal), `xDelete`
-//!   of them succeeds, and opening a WAL file fails with `SQLITE_CANTOPEN`.
+//! - Every other file (journals, statement journals, temp, transient and anonymous databases)
+//!   is a byte vector owned by its handle and gone on close. No `-journal`, `-wal` or `-shm`
+//!   file is ever created: `xAccess` says they do not exist (so SQLite never sees a hot
+//!   journal) and `xDelete` succeeds without touching the `Fs`. SQLite never deletes a main
+//!   database through the VFS.
+//! - WAL is refused twice: `PRAGMA journal_mode=WAL` fails with a clear message (in exclusive
+//!   mode SQLite would otherwise switch the file format), and opening a WAL file fails with
+//!   `SQLITE_CANTOPEN`.
 //! - Locks are no-ops that track the level, so `xCheckReservedLock` answers for this connection.
+//!   A second open of a main file that is open is refused: two overlays would diverge.
 //! - Device characteristics: `POWERSAFE_OVERWRITE`, `SAFE_APPEND` and `SUBPAGE_READ`, which are
-//!   all true because nothing SQLite writes reaches the disk before a checkpoint (see [`ffi`]).
+//!   all true because nothing SQLite writes reaches the disk before a checkpoint, and reads of
+//!   any range are exact. Not claimed: `ATOMIC*`/`BATCH_ATOMIC` (SQLite would drop the rollback
+//!   journal it needs for in-process rollback) and `SEQUENTIAL` (moot with `synchronous=OFF`).
 //!
 //! # Engine protocol
 //! 1. `Vfs::register(fs)`, then `Connection::open_with_flags_and_vfs(path, flags, vfs.name())`.
@@ -41,7 +48,12 @@
 //!    capture, or `None` if nothing did (a rolled-back transaction, or identical rewrites). The
 //!    engine appends its encoding to the journal. A capture taken after SQLite wrote but before
 //!    it committed is refused ([`Error::UncommittedWrites`]): SQLite tells the VFS about each
-//!    commit with `SQLITE_FCNTL_COMMIT_PHASETWO`.
+//!    commit with `SQLITE_FCNTL_COMMIT_PHASETWO`. (If a commit fails midway, SQLite restores the
+//!    pages itself, but captures stay refused until the next successful commit, which the
+//!    engine treats as fatal for the object anyway.) Capturing after several commits at once is
+//!    also correct, just coarser. In exclusive mode SQLite bumps the header's change counter
+//!    once per session (and after a savepoint rollback), not per commit, so a small commit
+//!    usually captures only the bytes it changed.
 //! 3. Checkpoint, once the journal records of every capture so far are durable:
 //!    [`MainFile::checkpoint_snapshot`] (quick, under the file's lock; refused with uncaptured
 //!    changes) → [`Snapshot::write`] (no lock held, may run on another thread while the object
