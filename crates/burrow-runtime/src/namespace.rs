@@ -131,7 +131,7 @@ impl<'de> Deserialize<'de> for NamespaceId {
     }
 }
 
-/// The installation secret: 32 random bytes, stored as 64 hex digits.
+/// The installation secret: 32 random bytes, stored as 64 hex digits. Deliberately not `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 struct Secret([u8; 32]);
 
@@ -151,8 +151,9 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// A live namespace, as the runtime needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A live namespace, as the runtime needs it. `Debug` hides the unique key: whoever has it can
+/// make valid IDs for the namespace.
+#[derive(Clone, PartialEq, Eq)]
 pub struct NamespaceInfo {
     /// Stable across renames.
     pub id: NamespaceId,
@@ -163,6 +164,17 @@ pub struct NamespaceInfo {
     pub unique_key: String,
     /// Created by `new_sqlite_classes` (SQL API); otherwise by `new_classes` (key-value only).
     pub sqlite: bool,
+}
+
+impl fmt::Debug for NamespaceInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamespaceInfo")
+            .field("id", &self.id)
+            .field("class_name", &self.class_name)
+            .field("unique_key", &format_args!(".."))
+            .field("sqlite", &self.sqlite)
+            .finish()
+    }
 }
 
 impl NamespaceInfo {
@@ -414,7 +426,7 @@ pub enum Error {
 }
 
 /// The stored state, exactly as serialized.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct State {
     format: u32,
@@ -424,7 +436,7 @@ struct State {
     namespaces: Vec<Record>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Record {
     id: NamespaceId,
@@ -440,12 +452,6 @@ struct Record {
 impl Record {
     fn is_live(&self) -> bool {
         self.deleted_by_tag.is_none()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
     }
 }
 
@@ -491,10 +497,20 @@ impl State {
 }
 
 /// The namespaces of one data directory. See the module documentation.
-#[derive(Debug)]
 pub struct Namespaces {
     path: PathBuf,
     state: State,
+}
+
+impl fmt::Debug for Namespaces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Namespaces")
+            .field("path", &self.path)
+            .field("migration_tag", &self.state.migration_tag)
+            .field("live", &self.list())
+            .field("deleted", &self.deleted())
+            .finish()
+    }
 }
 
 impl Namespaces {
