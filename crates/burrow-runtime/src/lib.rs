@@ -5,3 +5,4 @@
 
 pub mod id;
 pub mod namespace;
+pub mod shard;

@@ -1,0 +1,1 @@
+//! Burrow HTTP plumbing.
