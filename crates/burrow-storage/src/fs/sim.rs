@@ -786,7 +786,7 @@ fn parent(path: &Path) -> &Path {
 }
 
 fn is_root(path: &Path) -> bool {
-    path.as_os_str().is_empty() || path == Path::new("/")
+    path.as_os_str().is_empty() || path == Path::new("/") || path == Path::new(".")
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

@@ -1,0 +1,378 @@
+//! The driver: one step writes and syncs one batch, then publishes it; and the I/O thread that
+//! loops that step.
+//!
+//! A step holds the writer lock for its whole duration, so drivers are serialized and batches
+//! reach the disk strictly in Lsn order. The state lock is taken only briefly, to pop a batch and
+//! to publish it, so appends continue while the driver writes and syncs: whatever arrives in the
+//! meantime forms the next batch, which is what makes one fsync acknowledge many commits.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, MutexGuard};
+use std::task::Waker;
+use std::thread::JoinHandle;
+
+use crate::fs::{File, OpenMode};
+
+use super::format::{SEGMENT_HEADER_BYTES, segment_file_name, spare_file_name};
+use super::queue::Batch;
+use super::segments::{Segment, Spare};
+use super::{Error, Inner, SyncMode};
+
+/// Bytes of zeros written per preallocation step, so a step never delays a batch for long.
+const PREALLOCATE_STEP_BYTES: usize = 256 << 10;
+static ZEROS: [u8; PREALLOCATE_STEP_BYTES] = [0; PREALLOCATE_STEP_BYTES];
+
+/// The driver's own state, under `Inner::writer`.
+#[derive(Default)]
+pub(super) struct Writer {
+    /// The segment batches are being written to: its base and file.
+    current: Option<(u64, Arc<dyn File>)>,
+    /// A spare being preallocated, taken out of the spare list while the driver writes to it.
+    preparing: Option<Spare>,
+    /// Set when preallocation failed; no more attempts until the next segment starts.
+    preallocation_failed: bool,
+    /// Reused buffer of wakers to wake after publishing.
+    wakers: Vec<Waker>,
+}
+
+/// What one driver step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Made a batch with this many records durable.
+    Flushed(usize),
+    /// Did one step of preallocating a spare segment.
+    Preallocated,
+    /// Nothing to do.
+    Idle,
+}
+
+impl Inner {
+    pub(super) fn flush_once(&self) -> Result<usize, Error> {
+        match self.step()? {
+            Step::Flushed(records) => Ok(records),
+            Step::Preallocated | Step::Idle => Ok(0),
+        }
+    }
+
+    /// One driver step: one batch, or one preallocation step when nothing is queued. A batch
+    /// holding only the padding that closes a segment is followed by the batch that starts the
+    /// next one (an append queues both at once), and the step flushes both.
+    pub(super) fn step(&self) -> Result<Step, Error> {
+        let mut writer = self.lock_writer();
+        let mut flushed_padding = false;
+        loop {
+            let batch = {
+                let mut state = self.lock_state();
+                if let Some(cause) = &state.poison {
+                    return Err(Error::Poisoned {
+                        cause: Arc::clone(cause),
+                    });
+                }
+                state.queue.pop_front()
+            };
+            let Some(batch) = batch else {
+                if flushed_padding {
+                    return Ok(Step::Flushed(0));
+                }
+                return Ok(self.preallocate_step(&mut writer));
+            };
+            if let Err(error) = self.write_batch(&mut writer, &batch) {
+                self.poison(&error);
+                return Err(error);
+            }
+            let records = self.publish(&mut writer, batch);
+            if records > 0 {
+                return Ok(Step::Flushed(records));
+            }
+            flushed_padding = true;
+        }
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writes one batch with one call and, in full mode, syncs it with one `sync_data`.
+    fn write_batch(&self, writer: &mut Writer, batch: &Batch) -> Result<(), Error> {
+        if let Some(capacity) = batch.starts_segment {
+            let file = self.start_segment(writer, batch.segment_base, capacity)?;
+            writer.current = Some((batch.segment_base, file));
+        }
+        let (base, file) = writer
+            .current
+            .as_ref()
+            .expect("journal invariant: recovery ends at a segment boundary, so the first batch starts a segment");
+        assert_eq!(
+            *base, batch.segment_base,
+            "journal invariant: batches are written in order, segment by segment"
+        );
+        let path = || self.dir.join(segment_file_name(batch.segment_base));
+        file.write_all_at(&batch.bytes, batch.file_offset)
+            .map_err(|e| Error::io("write batch to", &path(), e))?;
+        if self.options.sync == SyncMode::Full {
+            file.sync_data()
+                .map_err(|e| Error::io("sync_data", &path(), e))?;
+            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Names a file as the segment starting at `base` (a spare if there is one) and, in full
+    /// mode, makes the name durable before anything is written into it.
+    fn start_segment(
+        &self,
+        writer: &mut Writer,
+        base: u64,
+        capacity: u64,
+    ) -> Result<Arc<dyn File>, Error> {
+        writer.preallocation_failed = false;
+        let path = self.dir.join(segment_file_name(base));
+        let ready_len = SEGMENT_HEADER_BYTES + self.options.segment_bytes;
+        let spare = {
+            let mut segments = self.lock_segments();
+            let ready = segments.spares.iter().position(|s| s.len >= ready_len);
+            match ready {
+                Some(index) => Some(segments.spares.swap_remove(index)),
+                None => writer.preparing.take().or_else(|| segments.spares.pop()),
+            }
+        };
+        let file = match spare {
+            Some(spare) => {
+                self.fs
+                    .rename(&spare.path, &path)
+                    .map_err(|e| Error::io("rename spare to segment", &spare.path, e))?;
+                spare.file
+            }
+            None => self
+                .fs
+                .open(&path, OpenMode::Create)
+                .map_err(|e| Error::io("create segment", &path, e))?,
+        };
+        if self.options.sync == SyncMode::Full {
+            self.sync_dir()?;
+        }
+        self.lock_segments().retained.insert(
+            base,
+            Segment {
+                base,
+                capacity,
+                path,
+                file: Arc::clone(&file),
+            },
+        );
+        Ok(file)
+    }
+
+    /// Publishes a written batch: advances the durable position, frees its queue space and wakes
+    /// its waiters in Lsn order. Returns its record count.
+    fn publish(&self, writer: &mut Writer, batch: Batch) -> usize {
+        let records = batch.records;
+        let bytes = batch.bytes.len();
+        {
+            let mut state = self.lock_state();
+            let previous = self.durable_lsn.swap(batch.end_lsn, Ordering::AcqRel);
+            assert!(
+                previous < batch.end_lsn,
+                "journal invariant: the durable position only grows"
+            );
+            state.pending_bytes -= bytes;
+            state.pending_records -= records;
+            state
+                .waiters
+                .release_through(batch.end_lsn, &mut writer.wakers);
+            state.recycle_buffer(batch.bytes, &self.options);
+            if state.blocked_waiters > 0 {
+                self.durable_changed.notify_all();
+            }
+            if state.blocked_appenders > 0 {
+                self.space_freed.notify_all();
+            }
+        }
+        for waker in writer.wakers.drain(..) {
+            waker.wake();
+        }
+        let counters = &self.counters;
+        counters
+            .records
+            .fetch_add(records as u64, Ordering::Relaxed);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        records
+    }
+
+    /// Marks the journal failed: drops the queue and resolves every waiter with an error.
+    fn poison(&self, error: &Error) {
+        tracing::error!(%error, "journal poisoned; no further records will be made durable");
+        let mut wakers = Vec::new();
+        {
+            let mut state = self.lock_state();
+            if state.poison.is_none() {
+                state.poison = Some(Arc::from(error.to_string()));
+            }
+            self.poisoned.store(true, Ordering::Release);
+            state.queue.clear();
+            state.pending_bytes = 0;
+            state.pending_records = 0;
+            state.waiters.release_all(&mut wakers);
+            self.durable_changed.notify_all();
+            self.space_freed.notify_all();
+            self.work_queued.notify_all();
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
+    /// One bounded step of preallocating a spare segment, when none is ready.
+    fn preallocate_step(&self, writer: &mut Writer) -> Step {
+        if writer.preallocation_failed || self.options.max_spare_segments == 0 {
+            return Step::Idle;
+        }
+        let ready_len = SEGMENT_HEADER_BYTES + self.options.segment_bytes;
+        if writer.preparing.is_none() {
+            let mut segments = self.lock_segments();
+            if segments.spares.iter().any(|spare| spare.len >= ready_len) {
+                return Step::Idle;
+            }
+            if let Some(index) = segments.spares.iter().position(|s| s.len < ready_len) {
+                writer.preparing = Some(segments.spares.swap_remove(index));
+            } else {
+                let path = self.dir.join(spare_file_name(segments.take_spare_id(0)));
+                drop(segments);
+                match self.fs.open(&path, OpenMode::Create) {
+                    Ok(file) => writer.preparing = Some(Spare { path, file, len: 0 }),
+                    Err(error) => {
+                        tracing::warn!(%error, path = %path.display(), "cannot create a spare journal segment");
+                        writer.preallocation_failed = true;
+                        return Step::Idle;
+                    }
+                }
+            }
+        }
+        let spare = writer.preparing.as_mut().expect("ensured above");
+        let chunk = (ready_len - spare.len).min(PREALLOCATE_STEP_BYTES as u64);
+        let mut outcome = spare.file.write_all_at(&ZEROS[..chunk as usize], spare.len);
+        if outcome.is_ok() {
+            spare.len += chunk;
+            if spare.len >= ready_len {
+                outcome = spare.file.sync_data();
+            }
+        }
+        match outcome {
+            Err(error) => {
+                tracing::warn!(%error, path = %spare.path.display(), "cannot preallocate a spare journal segment");
+                writer.preallocation_failed = true;
+                // Keep it: it is still a usable (if slower) spare.
+                let spare = writer.preparing.take().expect("ensured above");
+                self.lock_segments().spares.push(spare);
+            }
+            Ok(()) if spare.len >= ready_len => {
+                let spare = writer.preparing.take().expect("ensured above");
+                self.lock_segments().spares.push(spare);
+            }
+            Ok(()) => {}
+        }
+        Step::Preallocated
+    }
+}
+
+/// The dedicated I/O thread: loops driver steps, sleeping on a condition variable when idle.
+/// [`IoThread::stop`] (or dropping it) drains the queue and joins the thread.
+#[must_use = "dropping the IoThread stops it"]
+pub struct IoThread {
+    inner: Arc<Inner>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Result<(), Error>>>,
+}
+
+pub(super) fn start_io_thread(inner: &Arc<Inner>) -> IoThread {
+    inner.lock_state().drivers += 1;
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_inner = Arc::clone(inner);
+    let thread_stop = Arc::clone(&stop);
+    let handle = std::thread::Builder::new()
+        .name("burrow-journal-io".to_string())
+        .spawn(move || {
+            let outcome = run(&thread_inner, &thread_stop);
+            let mut state = thread_inner.lock_state();
+            state.drivers -= 1;
+            // Appends held back by back-pressure must not wait for a driver that is gone.
+            thread_inner.space_freed.notify_all();
+            outcome
+        })
+        .expect("spawning the journal I/O thread");
+    IoThread {
+        inner: Arc::clone(inner),
+        stop,
+        handle: Some(handle),
+    }
+}
+
+fn run(inner: &Inner, stop: &AtomicBool) -> Result<(), Error> {
+    loop {
+        match inner.step()? {
+            Step::Flushed(_) => {}
+            Step::Preallocated => {
+                if stop.load(Ordering::Acquire) && inner.lock_state().queue.is_empty() {
+                    return Ok(());
+                }
+            }
+            Step::Idle => {
+                let mut state = inner.lock_state();
+                if !state.queue.is_empty() {
+                    continue;
+                }
+                if stop.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                state.sleeping_drivers += 1;
+                let mut state = inner
+                    .work_queued
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                state.sleeping_drivers -= 1;
+            }
+        }
+    }
+}
+
+impl IoThread {
+    /// Drains what is queued, stops the thread and returns its outcome (an error if the journal
+    /// was poisoned).
+    pub fn stop(mut self) -> Result<(), Error> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), Error> {
+        let Some(handle) = self.handle.take() else {
+            return Ok(());
+        };
+        self.stop.store(true, Ordering::Release);
+        {
+            let _state = self.inner.lock_state();
+            self.inner.work_queued.notify_all();
+        }
+        match handle.join() {
+            Ok(outcome) => outcome,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+}
+
+impl Drop for IoThread {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            tracing::debug!(%error, "journal I/O thread stopped with an error");
+        }
+    }
+}
+
+impl std::fmt::Debug for IoThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoThread")
+            .field("running", &self.handle.is_some())
+            .finish()
+    }
+}
