@@ -1,5 +1,6 @@
 //! The command line: `burrow dev`, `burrow serve`, and the subcommands later issues fill in.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -31,6 +32,8 @@ pub(crate) enum Command {
     Dev(DevArgs),
     /// Run in production from explicit configuration files (no file watching).
     Serve(ServeArgs),
+    /// The Workers a running server has loaded.
+    Workers(WorkersArgs),
     /// Workers KV namespaces and keys (not yet available).
     Kv(Unavailable),
     /// Queues: send, pull, ack (not yet available).
@@ -49,6 +52,7 @@ impl Command {
         match self {
             Command::Dev(_) => "dev",
             Command::Serve(_) => "serve",
+            Command::Workers(_) => "workers",
             Command::Kv(_) => "kv",
             Command::Queues(_) => "queues",
             Command::Workflows(_) => "workflows",
@@ -100,6 +104,57 @@ pub(crate) struct CommonArgs {
     /// Where Burrow keeps its data [default: `[burrow] data_dir`, else DIR/.burrow/state].
     #[arg(long, value_name = "DIR")]
     pub(crate) persist_to: Option<PathBuf>,
+
+    /// Address of the admin API listener, IP:PORT [default: `[burrow] admin_address`, else
+    /// 127.0.0.1:8788].
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) admin_address: Option<SocketAddr>,
+}
+
+/// How a client subcommand reaches a running server: through its admin API only.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// The admin API of the running server.
+    #[arg(
+        long = "admin",
+        value_name = "URL",
+        env = "BURROW_ADMIN_URL",
+        default_value = "http://127.0.0.1:8788",
+        global = true
+    )]
+    pub(crate) admin: String,
+
+    /// Admin API bearer token.
+    #[arg(long, env = "BURROW_API_TOKEN", hide_env_values = true, global = true)]
+    pub(crate) token: Option<String>,
+
+    /// The account id in API paths; Burrow has one account and accepts any id.
+    #[arg(
+        long,
+        env = "CLOUDFLARE_ACCOUNT_ID",
+        default_value = "local",
+        global = true
+    )]
+    pub(crate) account: String,
+
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkersArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+
+    #[command(subcommand)]
+    pub(crate) command: WorkersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkersCommand {
+    /// List the Workers the server has loaded.
+    List,
 }
 
 /// Arguments of a subcommand that does not exist yet; accepted so that the message is the same

@@ -1,8 +1,10 @@
 //! The `burrow` binary: parses the command line, sets up logging, and runs a command. The work
-//! lives in `burrow-config` (and later the runtime crates); this crate is glue.
+//! lives in the libraries (`burrow-config`, `burrow-runtime`, `burrow-http`); this crate is glue.
 
+mod admin;
 mod cli;
 mod logging;
+mod remote;
 mod server;
 mod start;
 
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
             logging::init(cli.log_format);
             start::serve(args)
         }
+        Command::Workers(args) => remote::workers(args),
         Command::Kv(_)
         | Command::Queues(_)
         | Command::Workflows(_)

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use burrow_config::{LoadOptions, LoadedConfig, Worker};
+use burrow_http::AdminAuth;
+use burrow_http::admin::TOKEN_VARIABLE;
 use tracing::{info, warn};
 
 use crate::cli::{CommonArgs, DevArgs, ServeArgs};
@@ -14,8 +16,6 @@ use crate::server::{Mode, ServeOptions, run_server};
 
 /// wrangler's default port for `wrangler dev`.
 const DEFAULT_PORT: u16 = 8787;
-/// The environment variable holding an admin API token.
-const API_TOKEN_VARIABLE: &str = "BURROW_API_TOKEN";
 
 pub(crate) fn dev(args: DevArgs) -> anyhow::Result<()> {
     let options = load_options(&args.common);
@@ -87,24 +87,22 @@ fn serve_options(
         .or_else(|| settings.data_dir.clone())
         .unwrap_or_else(|| default_data_dir(&loaded.primary));
     let mut api_tokens = settings.api_tokens.clone();
-    if let Some(token) = std::env::var(API_TOKEN_VARIABLE)
+    if let Some(token) = std::env::var(TOKEN_VARIABLE)
         .ok()
         .filter(|token| !token.is_empty())
     {
         api_tokens.push(token);
     }
-    let admin_address = settings.admin_address;
-    if mode == Mode::Serve && !admin_address.ip().is_loopback() && api_tokens.is_empty() {
-        bail!(
-            "[burrow] admin_address = \"{admin_address}\" is not a loopback address, so `burrow serve` \
-             needs an admin API token: set {API_TOKEN_VARIABLE} or [burrow] api_tokens"
-        );
-    }
+    let admin_address = common.admin_address.unwrap_or(settings.admin_address);
+    // The rule lives with the admin listener; checking it here as well fails before anything
+    // is created on disk.
+    AdminAuth::new(api_tokens.iter().cloned()).check_listen_address(admin_address)?;
     Ok(ServeOptions {
         mode,
         listen: SocketAddr::new(ip, port),
         admin_address,
         api_tokens,
+        shards: settings.shards,
         data_dir,
         watch: mode == Mode::Dev,
     })
@@ -133,8 +131,8 @@ fn log_summary(loaded: &LoadedConfig, options: &ServeOptions) {
         admin = %options.admin_address,
         data_dir = %options.data_dir.display(),
         durability = ?loaded.burrow().durability,
-        shards = loaded.burrow().shards,
-        "ready to serve"
+        shards = options.shards,
+        "starting"
     );
 }
 

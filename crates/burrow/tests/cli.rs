@@ -1,38 +1,23 @@
 //! Drives the real `burrow` binary: version and help, `dev`/`serve` on good and bad projects, log
-//! formats, and the subcommands that are not available yet.
+//! formats, and the subcommands that are not available yet. A project that starts is stopped with
+//! SIGTERM once it listens (see `serve.rs` for what the listeners do).
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn burrow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_burrow"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env_remove("BURROW_API_TOKEN")
-        .output()
-        .expect("burrow runs")
-}
+use std::path::Path;
+use std::process::Command;
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use support::{burrow, command, start, stderr, stdout, text, write};
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).expect("create dir");
-    }
-    fs::write(&path, text).expect("write");
-    path
-}
-
-fn text(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
+/// `burrow ARGS` with both listeners on free ports, run until it listens and then terminated;
+/// returns the log after checking that it exited 0.
+fn run_briefly(args: &[&str]) -> String {
+    let mut command = command(args);
+    command.args(["--port", "0", "--admin-address", "127.0.0.1:0"]);
+    let server = start(&mut command);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{status}: {log}");
+    log
 }
 
 #[test]
@@ -50,6 +35,7 @@ fn version_and_help() {
     for command in [
         "dev",
         "serve",
+        "workers",
         "kv",
         "queues",
         "workflows",
@@ -66,6 +52,7 @@ fn version_and_help() {
         "--port",
         "--ip",
         "--persist-to",
+        "--admin-address",
         "--log-format",
     ] {
         assert!(help.contains(flag), "{help}");
@@ -152,16 +139,14 @@ fn a_valid_project_starts_and_warns_about_unsupported_bindings() {
          [[kv_namespaces]]\nbinding = \"CACHE\"\n\
          [[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"app\"\n\
          [[r2_buckets]]\nbinding = \"FILES\"\nbucket_name = \"files\"\n\
-         [dev]\nport = 9123\n",
+         [dev]\nport = 9123\nip = \"localhost\"\n",
     );
     write(
         dir.path(),
         "src/index.js",
         "export default { fetch() { return new Response('hi') } }\n",
     );
-    let output = burrow(&["dev", text(dir.path())]);
-    let log = stderr(&output);
-    assert!(output.status.success(), "{log}");
+    let log = run_briefly(&["dev", text(dir.path())]);
     let warning = log
         .lines()
         .find(|line| line.contains("WARN"))
@@ -176,12 +161,28 @@ fn a_valid_project_starts_and_warns_about_unsupported_bindings() {
     );
     assert_eq!(log.matches("not supported").count(), 1, "{log}");
     assert!(log.contains("env.CACHE (KV Namespace)"), "{log}");
-    // wrangler's `[dev] port` applies when --port is not given.
-    assert!(log.contains("listen=127.0.0.1:9123"), "{log}");
-    assert!(
-        log.contains("serving arrives with the Durable Object runtime"),
-        "{log}"
+    assert!(log.contains("Worker ingress listening"), "{log}");
+    assert!(log.contains("signal=\"SIGTERM\""), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    assert!(dir.path().join(".burrow/state").is_dir());
+}
+
+#[test]
+fn the_dev_table_sets_the_listener_when_no_flag_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = support::free_port();
+    write(
+        dir.path(),
+        "wrangler.toml",
+        &format!("name = \"app\"\n[dev]\nport = {port}\nip = \"localhost\"\n"),
     );
+    // wrangler's `[dev] port` and `ip` apply when --port and --ip are not given.
+    let mut command = command(&["dev", text(dir.path()), "--admin-address", "127.0.0.1:0"]);
+    let server = start(&mut command);
+    assert_eq!(server.ingress.to_string(), format!("127.0.0.1:{port}"));
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains(&format!("listen=127.0.0.1:{port}")), "{log}");
     assert!(dir.path().join(".burrow/state").is_dir());
 }
 
@@ -190,22 +191,12 @@ fn the_hello_example_is_accepted() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello");
     let state = tempfile::tempdir().expect("tempdir");
     let persist = state.path().join("state");
-    let output = burrow(&[
-        "dev",
-        text(&example),
-        "--persist-to",
-        text(&persist),
-        "--port",
-        "9999",
-    ]);
-    let log = stderr(&output);
-    assert!(output.status.success(), "{log}");
+    let log = run_briefly(&["dev", text(&example), "--persist-to", text(&persist)]);
     assert!(!log.contains("WARN"), "{log}");
     assert!(
         log.contains("env.COUNTER (Durable Object): Counter"),
         "{log}"
     );
-    assert!(log.contains("listen=127.0.0.1:9999"), "{log}");
     assert!(persist.is_dir());
 }
 
@@ -219,7 +210,7 @@ fn several_configs_environments_and_json_logs() {
          [env.staging]\nservices = [{ binding = \"AUTH\", service = \"auth\" }]\n",
     );
     let auth = write(dir.path(), "auth/wrangler.json", "{ \"name\": \"auth\" }");
-    let output = burrow(&[
+    let log = run_briefly(&[
         "--log-format",
         "json",
         "dev",
@@ -232,8 +223,6 @@ fn several_configs_environments_and_json_logs() {
         "--persist-to",
         text(&dir.path().join("state")),
     ]);
-    let log = stderr(&output);
-    assert!(output.status.success(), "{log}");
     for line in log.lines() {
         let value: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
@@ -272,15 +261,36 @@ fn serve_needs_a_config_and_a_token_for_a_public_admin_listener() {
         stderr(&output)
     );
 
-    let output = Command::new(env!("CARGO_BIN_EXE_burrow"))
-        .args(["serve", "--config", text(&config)])
+    let message = stderr(&output);
+    assert!(
+        message.contains("0.0.0.0:8788 is not a loopback address"),
+        "{message}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before creating anything"
+    );
+
+    // `dev` keeps the same rule: an admin API open to the network needs a token.
+    let output = burrow(&["dev", "-c", text(&config)]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("BURROW_API_TOKEN"),
+        "{}",
+        stderr(&output)
+    );
+
+    // With a token it starts. Port 0 keeps the test off fixed ports; nothing is sent to the
+    // wildcard address.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_burrow"));
+    command
+        .args(["serve", "--config", text(&config), "--port", "0"])
+        .args(["--admin-address", "0.0.0.0:0"])
         .env("BURROW_API_TOKEN", "a-long-enough-secret-token")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("burrow runs");
-    assert!(output.status.success(), "{}", stderr(&output));
-    // RUST_LOG=warn hides the info summary.
-    assert!(!stderr(&output).contains("INFO"), "{}", stderr(&output));
+        .env("RUST_LOG", "warn,burrow=info");
+    let server = start(&mut command);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
     assert!(dir.path().join("data").is_dir());
 }
 
