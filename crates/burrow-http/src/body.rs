@@ -305,6 +305,15 @@ where
 mod tests {
     use super::*;
 
+    #[test]
+    fn bodies_cross_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Body>();
+        assert_send_sync::<http::Request<Body>>();
+        assert_send_sync::<http::Response<Body>>();
+        assert_send_sync::<BodySender>();
+    }
+
     #[tokio::test]
     async fn collect_respects_the_limit() {
         let body = Body::from("hello world");

@@ -140,10 +140,11 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit; returns the status and the whole log.
     pub(crate) fn terminate(mut self) -> (ExitStatus, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+        // The shell's built-in `kill`: present wherever `sh` is, unlike a kill binary.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.child.id())])
             .status()
-            .expect("kill runs");
+            .expect("sh runs");
         assert!(status.success());
         let deadline = Instant::now() + STEP;
         let status = loop {
