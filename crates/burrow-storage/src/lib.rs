@@ -16,6 +16,7 @@
 
 pub mod authorizer;
 pub mod database;
+pub mod engine;
 pub mod fs;
 pub mod journal;
 pub mod kv;

@@ -63,37 +63,47 @@ impl AlarmIndex {
         at_ms: Option<i64>,
     ) -> Result<Option<Vec<u8>>, Error> {
         match at_ms {
-            Some(at_ms) => self.conn.prepare_cached(
-                "INSERT INTO alarms(namespace, id, at_ms) VALUES (?1, ?2, ?3)
+            Some(at_ms) => self
+                .conn
+                .prepare(
+                    "INSERT INTO alarms(namespace, id, at_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT(namespace, id) DO UPDATE SET at_ms = excluded.at_ms",
-            )?.execute((namespace, id, at_ms))?,
+                )?
+                .execute((namespace, id, at_ms))?,
             None => self
                 .conn
-                .prepare_cached("DELETE FROM alarms WHERE namespace = ?1 AND id = ?2")?
+                .prepare("DELETE FROM alarms WHERE namespace = ?1 AND id = ?2")?
                 .execute((namespace, id))?,
         };
-        Ok(self.take_capture())
+        self.take_capture()
     }
 
     /// The capture of whatever the index's last statement committed, encoded.
-    pub(crate) fn take_capture(&self) -> Option<Vec<u8>> {
-        let capture = self.shared().file.take_capture()?;
+    pub(crate) fn take_capture(&self) -> Result<Option<Vec<u8>>, Error> {
+        let Some(capture) = self
+            .shared()
+            .file
+            .take_capture()
+            .map_err(super::vfs_error)?
+        else {
+            return Ok(None);
+        };
         let mut bytes = Vec::new();
         capture.encode(&mut bytes);
-        Some(bytes)
+        Ok(Some(bytes))
     }
 
     /// The alarm of one object, if any.
     pub(crate) fn get(&self, namespace: &str, id: &str) -> Result<Option<i64>, Error> {
         Ok(self
             .conn
-            .prepare_cached("SELECT at_ms FROM alarms WHERE namespace = ?1 AND id = ?2")?
+            .prepare("SELECT at_ms FROM alarms WHERE namespace = ?1 AND id = ?2")?
             .query_row((namespace, id), |row| row.get(0))
             .optional()?)
     }
 
     pub(crate) fn due(&self, until_ms: i64, limit: usize) -> Result<Vec<DueAlarm>, Error> {
-        let mut statement = self.conn.prepare_cached(
+        let mut statement = self.conn.prepare(
             "SELECT namespace, id, at_ms FROM alarms WHERE at_ms <= ?1 ORDER BY at_ms LIMIT ?2",
         )?;
         let rows = statement.query_map((until_ms, limit as i64), |row| {

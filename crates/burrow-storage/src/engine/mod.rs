@@ -60,7 +60,7 @@ pub struct Options {
     /// Checkpoint every dirty object once the retained journal grows past this many bytes.
     pub checkpoint_journal_bytes: u64,
     /// Checkpoint an object once its overlay holds more than this many dirty bytes.
-    pub checkpoint_object_bytes: usize,
+    pub checkpoint_object_bytes: u64,
     /// How often the checkpointer looks at the journal when nothing wakes it.
     pub checkpoint_interval: Duration,
     /// SQLite page cache per open object, in KiB.
@@ -120,7 +120,9 @@ pub enum Error {
     #[error("object {0} is already open")]
     AlreadyOpen(String),
     /// A namespace or object id that cannot name a file.
-    #[error("invalid object name {0:?}: use 1 to 128 characters from [A-Za-z0-9_.-], not starting with '.'")]
+    #[error(
+        "invalid object name {0:?}: use 1 to 128 characters from [A-Za-z0-9_.-], not starting with '.'"
+    )]
     InvalidName(String),
     /// A journal record that recovery could not decode.
     #[error("corrupt journal record at {lsn}: {source}")]
@@ -196,7 +198,9 @@ impl Shared {
     fn note_append(state: &mut DirtyState, durable: &journal::Durable) {
         state.oldest_unflushed.get_or_insert(durable.lsn());
         if state.checkpointing {
-            state.appended_during_checkpoint.get_or_insert(durable.lsn());
+            state
+                .appended_during_checkpoint
+                .get_or_insert(durable.lsn());
         }
         state.last_end = Some(durable.end());
     }
@@ -218,7 +222,7 @@ impl Engine {
         sync_dir_chain(fs.as_ref(), root, &root.join("node"))?;
         let journal = Journal::open(fs.clone(), &root.join("journal"), options.journal.clone())?;
         let recovery = recovery::replay(fs.as_ref(), root, &journal)?;
-        let vfs = Vfs::register(fs.clone()).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        let vfs = Vfs::register(fs.clone()).map_err(vfs_error)?;
         let alarm_index = alarms::AlarmIndex::open(root, &vfs)?;
         let inner = Arc::new(Inner {
             fs,
@@ -238,7 +242,7 @@ impl Engine {
             let mut index = inner.lock_alarms();
             index.set_shared(alarm_shared.clone());
             // Creating the index's table on first start is a commit like any other.
-            if let Some(capture) = index.take_capture() {
+            if let Some(capture) = index.take_capture()? {
                 let mut payload = Vec::new();
                 record::encode(
                     &[record::Entry::Commit {
@@ -307,6 +311,12 @@ impl Engine {
         self.inner.checkpoint_all(true)
     }
 
+    /// Checkpoints only the objects over the thresholds in [`Options`] (what the background
+    /// checkpointer does on each round), then trims the journal.
+    pub fn checkpoint_due(&self) -> Result<(), Error> {
+        self.inner.checkpoint_all(false)
+    }
+
     /// How many object databases are open.
     pub fn open_objects(&self) -> usize {
         self.inner.lock_registry().files.len().saturating_sub(1)
@@ -324,8 +334,10 @@ impl Engine {
             let _ = handle.join();
         }
         let result = self.inner.checkpoint_all(true);
-        if let Some(io) = io {
-            io.stop();
+        if let Some(io) = io
+            && let Err(error) = io.stop()
+        {
+            tracing::error!(%error, "journal I/O thread stopped with an error");
         }
         result
     }
@@ -368,7 +380,11 @@ impl Inner {
         let file = self
             .vfs
             .main_file(&self.root.join(rel_path))
-            .ok_or_else(|| Error::Io(std::io::Error::other("database file is not open in the VFS")))?;
+            .ok_or_else(|| {
+                Error::Io(std::io::Error::other(
+                    "database file is not open in the VFS",
+                ))
+            })?;
         let shared = Arc::new(Shared {
             rel_path: rel_path.to_string(),
             file,
@@ -438,17 +454,27 @@ impl Inner {
             }
             state.checkpointing = true;
             state.appended_during_checkpoint = None;
-            (shared.file.checkpoint_snapshot(), state.last_end, state.new_file)
+            match shared.file.checkpoint_snapshot() {
+                Ok(snapshot) => (snapshot, state.last_end, state.new_file),
+                Err(error) => {
+                    state.checkpointing = false;
+                    return Err(vfs_error(error));
+                }
+            }
         };
         let result = (|| {
             if let Some(end) = wait_for {
-                self.journal.wait_durable(end)?;
+                self.wait_durable(end)?;
             }
             let file = snapshot.write()?;
             self.fs.sync_files(&[file])?;
             if new_file {
                 let path = self.root.join(&shared.rel_path);
-                sync_dir_chain(self.fs.as_ref(), &self.root, path.parent().unwrap_or(&self.root))?;
+                sync_dir_chain(
+                    self.fs.as_ref(),
+                    &self.root,
+                    path.parent().unwrap_or(&self.root),
+                )?;
             }
             Ok::<_, Error>(())
         })();
@@ -456,7 +482,7 @@ impl Inner {
         state.checkpointing = false;
         match result {
             Ok(()) => {
-                shared.file.checkpoint_done(snapshot);
+                shared.file.checkpoint_done(snapshot).map_err(vfs_error)?;
                 state.oldest_unflushed = state.appended_during_checkpoint.take();
                 state.new_file = false;
                 Ok(())
@@ -488,6 +514,25 @@ impl Inner {
         self.release_journal()
     }
 
+    /// Blocks until the journal is durable up to `end` (the checkpointer's and close's wait).
+    fn wait_durable(&self, end: Lsn) -> Result<(), Error> {
+        let mut pause = Duration::from_micros(50);
+        while self.journal.durable_lsn() < end {
+            if !self.options.background_threads {
+                // Nobody else drives the journal: the waiter does (single-threaded tests).
+                self.journal.flush_once().inspect_err(|_| self.fail())?;
+                continue;
+            }
+            if self.journal.is_poisoned() {
+                self.fail();
+                return Err(Error::Failed);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
     /// Releases journal segments below the oldest record some open file still needs.
     fn release_journal(&self) -> Result<(), Error> {
         // Read the durable end first: anything appended after this point lies above it.
@@ -498,7 +543,7 @@ impl Inner {
             }
         }
         self.journal
-            .release_before(keep_from, &mut |segment| segment.recycle())?;
+            .release_before(keep_from, &mut |_segment| Ok(()))?;
         Ok(())
     }
 }
@@ -525,6 +570,10 @@ fn checkpoint_loop(inner: Weak<Inner>) {
             .unwrap_or_else(|e| e.into_inner());
         *guard = false;
     }
+}
+
+fn vfs_error(error: crate::vfs::Error) -> Error {
+    Error::Io(std::io::Error::other(error))
 }
 
 /// Syncs `dir` and each of its parents up to and including `root`, so a new entry is durable.

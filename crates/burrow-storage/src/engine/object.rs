@@ -111,7 +111,10 @@ pub(super) fn delete(inner: &Arc<Inner>, namespace: &str, id: &str) -> Result<()
         record::encode(&entries, &mut payload);
         let index_shared = alarms.shared();
         let mut index_state = index_shared.lock();
-        let durable = inner.journal.append(&payload).inspect_err(|_| inner.fail())?;
+        let durable = inner
+            .journal
+            .append(&payload)
+            .inspect_err(|_| inner.fail())?;
         Shared::note_append(&mut index_state, &durable);
         drop(index_state);
         drop(alarms);
@@ -151,7 +154,7 @@ impl ObjectStorage {
     /// object to its last good state, with Cloudflare's message).
     pub fn commit(&mut self) -> Result<Option<Durable>, Error> {
         if let Err(error) = self.inner.check_failed() {
-            self.db.rollback_turn();
+            let _ = self.db.rollback_turn();
             return Err(error);
         }
         self.db.commit_turn()?;
@@ -159,8 +162,8 @@ impl ObjectStorage {
     }
 
     /// Ends the turn by discarding its writes.
-    pub fn rollback(&mut self) {
-        self.db.rollback_turn();
+    pub fn rollback(&mut self) -> Result<(), Error> {
+        Ok(self.db.rollback_turn()?)
     }
 
     /// Checkpoints this object's pages into its file now (waits for its records to be durable).
@@ -171,7 +174,7 @@ impl ObjectStorage {
 
     /// Closes the database after checkpointing it, releasing its file descriptor and memory.
     pub fn close(mut self) -> Result<(), Error> {
-        self.db.rollback_turn();
+        let _ = self.db.rollback_turn();
         let result = if self.inner.failed() {
             Ok(())
         } else {
@@ -187,7 +190,7 @@ impl ObjectStorage {
     /// Turns whatever the last commit wrote into one journal record.
     fn append_capture(&mut self) -> Result<Option<Durable>, Error> {
         let mut state = self.shared.lock();
-        let Some(capture) = self.shared.file.take_capture() else {
+        let Some(capture) = self.shared.file.take_capture().map_err(super::vfs_error)? else {
             return Ok(None);
         };
         let mut capture_bytes = Vec::new();
