@@ -19,10 +19,6 @@ impl Samples {
         self.0.extend(other.0);
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// The `p`th percentile (0..=100), nearest rank; 0 when empty.
     pub(crate) fn percentile(&mut self, p: f64) -> u64 {
         if self.0.is_empty() {

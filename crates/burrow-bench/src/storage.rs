@@ -2,6 +2,10 @@
 //! against one plain SQLite database (WAL, synchronous=FULL) and raw fsync on the same disk.
 
 use crate::stats::{Samples, rate};
+use burrow_storage::engine::{Engine, Options};
+use burrow_storage::fs::OsFs;
+use burrow_storage::journal::Durable;
+use std::sync::Arc;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -121,10 +125,128 @@ struct BurrowResult {
     fsyncs_per_commit: f64,
 }
 
-fn burrow_rate(_dir: &Path, _objects: usize, _phase: Duration) -> anyhow::Result<BurrowResult> {
-    anyhow::bail!("the storage engine is not wired into the benchmark yet")
+/// `objects` objects split over two threads (as two shards would hold them), each object in a
+/// closed loop: put one new 100-byte key, commit, wait until durable, repeat.
+fn burrow_rate(dir: &Path, objects: usize, phase: Duration) -> anyhow::Result<BurrowResult> {
+    let data = dir.join(format!("burrow-{objects}"));
+    let engine = Engine::open(Arc::new(OsFs), &data, Options::default())?;
+    let before = engine.journal().stats();
+    let threads = 2.min(objects);
+    let deadline = Instant::now() + phase;
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for thread in 0..threads {
+        let engine = engine.clone();
+        let mine: Vec<usize> = (thread..objects).step_by(threads).collect();
+        handles.push(std::thread::spawn(move || closed_loop(&engine, &mine, deadline)));
+    }
+    let mut samples = Samples::with_capacity(1 << 20);
+    let mut commits = 0u64;
+    for handle in handles {
+        let (count, thread_samples) = handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("benchmark thread panicked"))??;
+        commits += count;
+        samples.extend(thread_samples);
+    }
+    let took = start.elapsed();
+    let after = engine.journal().stats();
+    engine.shutdown()?;
+    let records = (after.records - before.records).max(1);
+    Ok(BurrowResult {
+        commits_per_s: rate(commits, took),
+        p99_us: samples.percentile(99.0),
+        bytes_per_commit: (after.bytes - before.bytes) / records,
+        fsyncs_per_commit: (after.syncs - before.syncs) as f64 / records as f64,
+    })
 }
 
-fn recovery_rate(_dir: &Path) -> anyhow::Result<f64> {
-    anyhow::bail!("the storage engine is not wired into the benchmark yet")
+fn closed_loop(
+    engine: &Engine,
+    objects: &[usize],
+    deadline: Instant,
+) -> anyhow::Result<(u64, Samples)> {
+    let mut open = Vec::with_capacity(objects.len());
+    for &index in objects {
+        open.push(engine.open_object("bench", &format!("{index:064x}"))?);
+    }
+    let value = [7u8; VALUE_BYTES];
+    let mut pending: Vec<Option<(Durable, Instant)>> = (0..open.len()).map(|_| None).collect();
+    let mut samples = Samples::with_capacity(1 << 18);
+    let mut commits = 0u64;
+    let mut next_key = 0u64;
+    let mut running = true;
+    loop {
+        let mut progressed = false;
+        for (slot, object) in pending.iter_mut().zip(open.iter_mut()) {
+            if let Some((durable, started)) = slot {
+                if !durable.is_durable() {
+                    continue;
+                }
+                samples.push(started.elapsed());
+                commits += 1;
+                *slot = None;
+                progressed = true;
+            }
+            if running {
+                next_key += 1;
+                object.db().put(&format!("key-{next_key}"), &value)?;
+                let started = Instant::now();
+                let durable = object.commit()?.expect("a put always commits");
+                *slot = Some((durable, started));
+            }
+        }
+        if running && Instant::now() >= deadline {
+            running = false;
+        }
+        if pending.iter().all(Option::is_none) {
+            break;
+        }
+        if !progressed
+            && let Some((durable, _)) = pending.iter().flatten().next()
+        {
+            durable.wait()?;
+        }
+    }
+    for object in open {
+        object.close()?;
+    }
+    Ok((commits, samples))
+}
+
+/// Writes commits with checkpoints held off, abandons the engine as a crash would, and times the
+/// replay of its journal by a fresh engine.
+fn recovery_rate(dir: &Path) -> anyhow::Result<f64> {
+    let data = dir.join("burrow-recovery");
+    let options = Options {
+        checkpoint_journal_bytes: u64::MAX,
+        checkpoint_object_bytes: u64::MAX,
+        ..Options::default()
+    };
+    let engine = Engine::open(Arc::new(OsFs), &data, options.clone())?;
+    let mut objects = (0..100)
+        .map(|i| engine.open_object("recovery", &format!("{i:064x}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let value = [9u8; VALUE_BYTES];
+    let mut last = None;
+    for round in 0..400 {
+        for object in objects.iter_mut() {
+            object.db().put(&format!("key-{round}"), &value)?;
+            last = object.commit()?;
+        }
+    }
+    if let Some(durable) = last {
+        durable.wait()?;
+    }
+    // A crash: nothing is checkpointed or closed. The old engine stays idle until exit.
+    std::mem::forget(objects);
+    std::mem::forget(engine);
+    let recovered = Engine::open(Arc::new(OsFs), &data, options)?;
+    let stats = recovered.recovery_stats();
+    recovered.shutdown()?;
+    eprintln!(
+        "      replayed {} records ({} bytes) in {:?}",
+        stats.records, stats.bytes, stats.elapsed
+    );
+    Ok(stats.bytes as f64 / 1e6 / stats.elapsed.as_secs_f64().max(1e-9))
 }

@@ -1,0 +1,408 @@
+//! The object host of one shard: the objects living there, event dispatch with mailbox bounds,
+//! alarms, and the sweeper that hibernates and evicts idle objects.
+//!
+//! An object always lives on shard `shard_of(namespace, id)`, so one host holds the only instance
+//! of each of its objects: two first calls from any shards meet here and share one activation.
+
+use crate::clock::LocalBoxFuture;
+use crate::durability::ShardDurability;
+use crate::guest::{AlarmInfo, ObjectError, Request, Response, overload};
+use crate::object::{ObjectCell, ObjectKey, Turn};
+use crate::runtime::RuntimeShared;
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+thread_local! {
+    static HOST: RefCell<Option<Rc<ShardHost>>> = const { RefCell::new(None) };
+}
+
+/// An event delivered to an object.
+pub(crate) enum Event {
+    Fetch(Request),
+    Call { method: String, args: Bytes },
+    Alarm { retry_count: u32 },
+}
+
+impl Event {
+    fn bytes(&self) -> usize {
+        match self {
+            Event::Fetch(request) => request.body().len(),
+            Event::Call { method, args } => method.len() + args.len(),
+            Event::Alarm { .. } => 0,
+        }
+    }
+}
+
+/// What an event produced.
+pub(crate) enum Output {
+    Response(Response),
+    Bytes(Bytes),
+    Done,
+}
+
+/// Counters of one shard's object lifecycle.
+#[derive(Default)]
+pub(crate) struct HostStats {
+    pub(crate) activations: Cell<u64>,
+    pub(crate) hibernations: Cell<u64>,
+    pub(crate) evictions: Cell<u64>,
+}
+
+struct AlarmTimer {
+    generation: u64,
+    task: tokio::task::AbortHandle,
+}
+
+pub(crate) struct ShardHost {
+    pub(crate) runtime: Arc<RuntimeShared>,
+    pub(crate) cells: RefCell<HashMap<ObjectKey, Rc<ObjectCell>>>,
+    pub(crate) durability: Rc<ShardDurability>,
+    alarms: RefCell<HashMap<ObjectKey, AlarmTimer>>,
+    alarm_generation: Cell<u64>,
+    rng: RefCell<SmallRng>,
+    pub(crate) stats: HostStats,
+}
+
+/// Keeps an object's in-flight count and queued bytes right, however the event ends.
+struct InFlight {
+    cell: Rc<ObjectCell>,
+    queued_bytes: usize,
+    now_ms: i64,
+}
+
+impl InFlight {
+    fn admitted(&mut self) {
+        let bytes = std::mem::take(&mut self.queued_bytes);
+        self.cell
+            .queued_bytes
+            .set(self.cell.queued_bytes.get().saturating_sub(bytes));
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.admitted();
+        self.cell
+            .in_flight
+            .set(self.cell.in_flight.get().saturating_sub(1));
+        self.cell.last_used_ms.set(self.now_ms);
+    }
+}
+
+impl ShardHost {
+    /// Creates this shard's host and starts its background tasks. Call on the shard thread.
+    pub(crate) fn install(runtime: Arc<RuntimeShared>, index: usize) -> Rc<ShardHost> {
+        let seed = runtime
+            .options
+            .seed
+            .unwrap_or_else(|| rand::rngs::SmallRng::from_os_rng().random())
+            ^ index as u64;
+        let host = Rc::new(ShardHost {
+            runtime,
+            cells: RefCell::new(HashMap::new()),
+            durability: Rc::new(ShardDurability::default()),
+            alarms: RefCell::new(HashMap::new()),
+            alarm_generation: Cell::new(0),
+            rng: RefCell::new(SmallRng::seed_from_u64(seed)),
+            stats: HostStats::default(),
+        });
+        HOST.with(|slot| *slot.borrow_mut() = Some(host.clone()));
+        tokio::task::spawn_local(host.durability.clone().watch());
+        let weak = Rc::downgrade(&host);
+        tokio::task::spawn_local(async move {
+            loop {
+                let Some(host) = weak.upgrade() else { return };
+                let clock = host.runtime.clock.clone();
+                let next = clock.now_ms() + host.runtime.options.sweep_interval.as_millis() as i64;
+                drop(host);
+                clock.sleep_until(next).await;
+                let Some(host) = weak.upgrade() else { return };
+                host.sweep();
+            }
+        });
+        host
+    }
+
+    /// The host of the shard this thread runs, if any.
+    pub(crate) fn current() -> Option<Rc<ShardHost>> {
+        HOST.with(|slot| slot.borrow().clone())
+    }
+
+    /// Removes this thread's host (shutdown).
+    pub(crate) fn uninstall() -> Option<Rc<ShardHost>> {
+        HOST.with(|slot| slot.borrow_mut().take())
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.runtime.clock.now_ms()
+    }
+
+    fn cell(self: &Rc<Self>, key: &ObjectKey) -> Rc<ObjectCell> {
+        if let Some(cell) = self.cells.borrow().get(key) {
+            return cell.clone();
+        }
+        let cell = ObjectCell::new(key.clone(), self, self.now_ms());
+        self.cells.borrow_mut().insert(key.clone(), cell.clone());
+        cell
+    }
+
+    /// Delivers `event` to the object: bounds the mailbox, waits for admission, runs the handler
+    /// and holds the result at the output gate until the object's writes are durable.
+    pub(crate) fn dispatch(
+        self: &Rc<Self>,
+        key: ObjectKey,
+        event: Event,
+    ) -> LocalBoxFuture<'static, Result<Output, ObjectError>> {
+        let cell = self.cell(&key);
+        let options = &self.runtime.options;
+        if cell.in_flight.get() >= options.max_queued_events {
+            return Box::pin(std::future::ready(Err(ObjectError::overloaded(
+                overload::TOO_MANY_REQUESTS,
+            ))));
+        }
+        let bytes = event.bytes();
+        if cell.queued_bytes.get() + bytes > options.max_queued_bytes {
+            return Box::pin(std::future::ready(Err(ObjectError::overloaded(
+                overload::TOO_MUCH_DATA,
+            ))));
+        }
+        cell.in_flight.set(cell.in_flight.get() + 1);
+        cell.queued_bytes.set(cell.queued_bytes.get() + bytes);
+        let host = self.clone();
+        let event_cell = cell.clone();
+        let work = async move {
+            let cell = event_cell;
+            let enqueued_ms = host.now_ms();
+            let mut guard = InFlight {
+                cell: cell.clone(),
+                queued_bytes: bytes,
+                now_ms: enqueued_ms,
+            };
+            cell.admit().await;
+            guard.admitted();
+            let now = host.now_ms();
+            guard.now_ms = now;
+            if now - enqueued_ms > host.runtime.options.max_queue_time.as_millis() as i64 {
+                return Err(ObjectError::overloaded(overload::QUEUED_TOO_LONG));
+            }
+            let generation = cell.generation.get();
+            let result = host.run_event(&cell, event).await;
+            // Output gate: commit what the handler wrote, then wait until it is durable.
+            cell.commit();
+            let end = cell.last_end.get();
+            host.durability.wait(end).await.map_err(|_| {
+                ObjectError::internal(
+                    "Durable Object storage failed; the write was not acknowledged",
+                )
+            })?;
+            guard.now_ms = host.now_ms();
+            if cell.generation.get() != generation {
+                return Err(cell
+                    .reset_error
+                    .borrow()
+                    .clone()
+                    .unwrap_or_else(|| ObjectError::internal("Durable Object was reset")));
+            }
+            result
+        };
+        Box::pin(Turn {
+            cell,
+            inner: Box::pin(work),
+        })
+    }
+
+    async fn run_event(
+        self: &Rc<Self>,
+        cell: &Rc<ObjectCell>,
+        event: Event,
+    ) -> Result<Output, ObjectError> {
+        if let Event::Alarm { retry_count } = event {
+            return self
+                .run_alarm(cell, retry_count)
+                .await
+                .map(|()| Output::Done);
+        }
+        let instance = cell.instance()?;
+        if cell.blocked.get() > 0 {
+            // The constructor started blockConcurrencyWhile: this event waits for it too.
+            cell.admit().await;
+        }
+        match event {
+            Event::Fetch(request) => instance.fetch(request).await.map(Output::Response),
+            Event::Call { method, args } => instance.call(method, args).await.map(Output::Bytes),
+            Event::Alarm { .. } => unreachable!("handled above"),
+        }
+    }
+
+    async fn run_alarm(
+        self: &Rc<Self>,
+        cell: &Rc<ObjectCell>,
+        retry_count: u32,
+    ) -> Result<(), ObjectError> {
+        let now = self.now_ms();
+        match cell.with_db(|db| db.get_alarm())? {
+            None => return Ok(()),
+            Some(at) if at > now && retry_count == 0 => {
+                // Moved later since this timer was armed; its own timer exists.
+                self.schedule_alarm(&cell.key, at, 0);
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+        // While the handler runs, getAlarm() is null unless the handler sets a new one.
+        cell.with_db(|db| db.set_alarm(None))?;
+        cell.alarm_running.set(true);
+        cell.alarm_set_during_run.set(false);
+        let result = match cell.instance() {
+            Ok(instance) => {
+                if cell.blocked.get() > 0 {
+                    cell.admit().await;
+                }
+                instance
+                    .alarm(AlarmInfo {
+                        retry_count,
+                        is_retry: retry_count > 0,
+                    })
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        cell.alarm_running.set(false);
+        if let Err(error) = &result {
+            let options = &self.runtime.options;
+            let attempts = retry_count + 1;
+            if !cell.alarm_set_during_run.get() && attempts < options.alarm_max_attempts {
+                let exponent = retry_count.min(options.alarm_backoff_cap_exponent);
+                let base_ms = options.alarm_base_delay.as_millis() as i64 * (1i64 << exponent);
+                let jitter_ms = self.rng.borrow_mut().random_range(0..=base_ms / 4);
+                let at = self.now_ms() + base_ms + jitter_ms;
+                tracing::warn!(object = %cell.key.id, retry_count, error = %error.message, retry_at_ms = at, "alarm failed; retrying");
+                cell.with_db(|db| db.set_alarm(Some(at)))?;
+                self.schedule_alarm(&cell.key, at, retry_count + 1);
+            } else {
+                tracing::error!(object = %cell.key.id, attempts, error = %error.message, "alarm failed; giving up");
+            }
+        }
+        result
+    }
+
+    /// Arms (or re-arms) the object's alarm timer for `at_ms`.
+    pub(crate) fn schedule_alarm(self: &Rc<Self>, key: &ObjectKey, at_ms: i64, retry_count: u32) {
+        let generation = self.alarm_generation.get() + 1;
+        self.alarm_generation.set(generation);
+        let weak = Rc::downgrade(self);
+        let timer_key = key.clone();
+        let clock = self.runtime.clock.clone();
+        let task = tokio::task::spawn_local(async move {
+            clock.sleep_until(at_ms).await;
+            let Some(host) = weak.upgrade() else { return };
+            let current = host
+                .alarms
+                .borrow()
+                .get(&timer_key)
+                .map(|timer| timer.generation);
+            if current != Some(generation) {
+                return;
+            }
+            host.alarms.borrow_mut().remove(&timer_key);
+            if let Err(error) = host
+                .dispatch(timer_key.clone(), Event::Alarm { retry_count })
+                .await
+                && !error.remote
+            {
+                tracing::error!(object = %timer_key.id, error = %error.message, "alarm could not run");
+            }
+        })
+        .abort_handle();
+        if let Some(old) = self
+            .alarms
+            .borrow_mut()
+            .insert(key.clone(), AlarmTimer { generation, task })
+        {
+            old.task.abort();
+        }
+    }
+
+    /// Disarms the object's alarm timer.
+    pub(crate) fn cancel_alarm(&self, key: &ObjectKey) {
+        if let Some(old) = self.alarms.borrow_mut().remove(key) {
+            old.task.abort();
+        }
+    }
+
+    /// How many alarm timers are armed.
+    pub(crate) fn armed_alarms(&self) -> usize {
+        self.alarms.borrow().len()
+    }
+
+    /// Hibernates idle objects, closes the storage of long-idle ones, and enforces the cap on
+    /// active objects (least recently used idle objects first).
+    pub(crate) fn sweep(&self) {
+        let now = self.now_ms();
+        let options = &self.runtime.options;
+        let hibernate_ms = options.hibernate_after.as_millis() as i64;
+        let close_ms = options.storage_idle_after.as_millis() as i64;
+        let mut to_close = Vec::new();
+        let mut active: Vec<(i64, Rc<ObjectCell>)> = Vec::new();
+        for cell in self.cells.borrow().values() {
+            let idle_for = now - cell.last_used_ms.get();
+            let idle = cell.is_idle();
+            if idle && idle_for >= hibernate_ms && cell.instance.borrow_mut().take().is_some() {
+                self.stats
+                    .hibernations
+                    .set(self.stats.hibernations.get() + 1);
+            }
+            if idle && idle_for >= close_ms {
+                to_close.push(cell.clone());
+            } else if cell.instance.borrow().is_some() {
+                active.push((cell.last_used_ms.get(), cell.clone()));
+            }
+        }
+        if active.len() > options.max_active_objects_per_shard {
+            active.sort_by_key(|(last_used, _)| *last_used);
+            let excess = active.len() - options.max_active_objects_per_shard;
+            for (_, cell) in active.into_iter().take(excess) {
+                if cell.is_idle() {
+                    cell.instance.borrow_mut().take();
+                    to_close.push(cell);
+                }
+            }
+        }
+        for cell in to_close {
+            cell.instance.borrow_mut().take();
+            if let Some(storage) = cell.storage.borrow_mut().take()
+                && let Err(error) = storage.close()
+            {
+                tracing::error!(object = %cell.key.id, %error, "closing object storage failed");
+            }
+            self.stats.evictions.set(self.stats.evictions.get() + 1);
+            self.cells.borrow_mut().remove(&cell.key);
+        }
+    }
+
+    /// Closes every object's storage (shutdown), after in-flight events finished or gave up.
+    pub(crate) fn close_all(&self) {
+        let cells: Vec<Rc<ObjectCell>> = self.cells.borrow_mut().drain().map(|(_, c)| c).collect();
+        for cell in cells {
+            cell.instance.borrow_mut().take();
+            if let Some(storage) = cell.storage.borrow_mut().take()
+                && let Err(error) = storage.close()
+            {
+                tracing::error!(object = %cell.key.id, %error, "closing object storage failed");
+            }
+        }
+        for (_, timer) in self.alarms.borrow_mut().drain() {
+            timer.task.abort();
+        }
+    }
+
+    /// True when no event runs on any object of this shard.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.cells.borrow().values().all(|cell| cell.is_idle())
+    }
+}

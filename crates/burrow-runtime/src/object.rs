@@ -1,0 +1,356 @@
+//! One Durable Object on its shard: its instance, storage, gates and lifecycle, and the context
+//! and storage handles its guest code uses.
+//!
+//! # Gates, and why they hold
+//! - **Write coalescing.** Every event of an object runs inside [`Turn`], which commits the
+//!   object's storage after each poll of the event's future. Guest storage calls are synchronous,
+//!   so all writes made without an `await` between them land in one poll and commit atomically.
+//! - **Input gate.** A storage call runs to completion on the shard thread before anything else
+//!   can, so no event is ever delivered while a storage operation is outstanding. Events interleave
+//!   only at the guest's own awaits (outgoing I/O, RPC, timers), as on Cloudflare.
+//!   `block_concurrency_while` closes the door completely: [`Admission`] holds every new event
+//!   (in arrival order) until the callback settles.
+//! - **Output gate.** Before a response or RPC result leaves the object, the event commits what is
+//!   pending and waits until the shard's journal position passes the object's last commit
+//!   ([`crate::durability`]). So nothing leaves before every write made before it is durable. If a
+//!   commit fails, the object is reset and the waiting results are replaced by the reset error.
+
+use crate::clock::LocalBoxFuture;
+use crate::guest::{ObjectError, ObjectInstance};
+use crate::host::ShardHost;
+use crate::id::ObjectId;
+use crate::namespace::NamespaceId;
+use burrow_storage::database::Database;
+use burrow_storage::engine::ObjectStorage;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+/// Identifies an object across the node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectKey {
+    /// The class's namespace.
+    pub namespace: NamespaceId,
+    /// The object.
+    pub id: ObjectId,
+}
+
+/// The shard-local state of one object.
+pub(crate) struct ObjectCell {
+    pub(crate) key: ObjectKey,
+    pub(crate) host: Weak<ShardHost>,
+    pub(crate) storage: RefCell<Option<ObjectStorage>>,
+    pub(crate) instance: RefCell<Option<Rc<dyn ObjectInstance>>>,
+    /// Bumped on every reset: events of an older generation get the reset error.
+    pub(crate) generation: Cell<u64>,
+    pub(crate) reset_error: RefCell<Option<ObjectError>>,
+    /// Events admitted and not finished, plus events waiting for admission.
+    pub(crate) in_flight: Cell<usize>,
+    pub(crate) queued_bytes: Cell<usize>,
+    /// `block_concurrency_while` callbacks running.
+    pub(crate) blocked: Cell<usize>,
+    pub(crate) admission: RefCell<VecDeque<Waker>>,
+    /// `wait_until` promises still running.
+    pub(crate) background: Cell<usize>,
+    /// Journal end of this object's newest commit.
+    pub(crate) last_end: Cell<u64>,
+    pub(crate) last_used_ms: Cell<i64>,
+    /// While the alarm handler runs: set when the handler schedules a new alarm.
+    pub(crate) alarm_running: Cell<bool>,
+    pub(crate) alarm_set_during_run: Cell<bool>,
+}
+
+impl ObjectCell {
+    pub(crate) fn new(key: ObjectKey, host: &Rc<ShardHost>, now_ms: i64) -> Rc<ObjectCell> {
+        Rc::new(ObjectCell {
+            key,
+            host: Rc::downgrade(host),
+            storage: RefCell::new(None),
+            instance: RefCell::new(None),
+            generation: Cell::new(0),
+            reset_error: RefCell::new(None),
+            in_flight: Cell::new(0),
+            queued_bytes: Cell::new(0),
+            blocked: Cell::new(0),
+            admission: RefCell::new(VecDeque::new()),
+            background: Cell::new(0),
+            last_end: Cell::new(0),
+            last_used_ms: Cell::new(now_ms),
+            alarm_running: Cell::new(false),
+            alarm_set_during_run: Cell::new(false),
+        })
+    }
+
+    pub(crate) fn host(&self) -> Rc<ShardHost> {
+        self.host
+            .upgrade()
+            .expect("an object never outlives its shard's host")
+    }
+
+    /// True when nothing runs or waits for this object.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_flight.get() == 0 && self.blocked.get() == 0 && self.background.get() == 0
+    }
+
+    /// Runs `f` on the object's database, opening it on first use.
+    pub(crate) fn with_db<R>(
+        &self,
+        f: impl FnOnce(&mut Database) -> Result<R, burrow_storage::database::Error>,
+    ) -> Result<R, ObjectError> {
+        let mut storage = self.storage.borrow_mut();
+        if storage.is_none() {
+            let host = self.host();
+            let opened = host
+                .runtime
+                .engine
+                .open_object(&self.key.namespace.to_string(), &self.key.id.to_string())
+                .map_err(|e| ObjectError::internal(format!("cannot open object storage: {e}")))?;
+            *storage = Some(opened);
+        }
+        let object = storage.as_mut().expect("opened above");
+        f(object.db()).map_err(|e| ObjectError::remote(e.to_string()))
+    }
+
+    /// Commits whatever the current turn wrote; on failure resets the object.
+    pub(crate) fn commit(&self) {
+        let result = {
+            let mut storage = self.storage.borrow_mut();
+            let Some(object) = storage.as_mut() else {
+                return;
+            };
+            if !object.db().has_open_turn() {
+                return;
+            }
+            object.commit()
+        };
+        match result {
+            Ok(Some(durable)) => {
+                self.last_end.set(durable.end().0);
+                self.host().durability.track(durable);
+            }
+            Ok(None) => {}
+            Err(error) => {
+                let message = match &error {
+                    burrow_storage::engine::Error::Database(e) => e.to_string(),
+                    other => format!("Durable Object storage failed: {other}"),
+                };
+                self.reset(ObjectError::remote(message));
+            }
+        }
+    }
+
+    /// Drops the instance and rolls back anything uncommitted; events of this generation that are
+    /// still running will report `error`. The next event constructs a fresh instance.
+    pub(crate) fn reset(&self, error: ObjectError) {
+        tracing::warn!(object = %self.key.id, error = %error.message, "Durable Object reset");
+        if let Some(storage) = self.storage.borrow_mut().as_mut() {
+            let _ = storage.rollback();
+        }
+        self.instance.borrow_mut().take();
+        *self.reset_error.borrow_mut() = Some(error);
+        self.generation.set(self.generation.get() + 1);
+        self.blocked.set(0);
+        self.open_admission();
+    }
+
+    /// Wakes every event waiting for admission, in arrival order.
+    pub(crate) fn open_admission(&self) {
+        let waiters: Vec<Waker> = self.admission.borrow_mut().drain(..).collect();
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+
+    /// Resolves when the object accepts new events (no `block_concurrency_while` running).
+    pub(crate) fn admit(self: &Rc<Self>) -> impl Future<Output = ()> + 'static {
+        let cell = self.clone();
+        let mut queued = false;
+        poll_fn(move |cx| {
+            if cell.blocked.get() == 0 && (queued || cell.admission.borrow().is_empty()) {
+                return Poll::Ready(());
+            }
+            cell.admission.borrow_mut().push_back(cx.waker().clone());
+            queued = true;
+            Poll::Pending
+        })
+    }
+
+    /// The live instance, constructing it if the object is not active.
+    pub(crate) fn instance(self: &Rc<Self>) -> Result<Rc<dyn ObjectInstance>, ObjectError> {
+        if let Some(instance) = self.instance.borrow().as_ref() {
+            return Ok(instance.clone());
+        }
+        let host = self.host();
+        let class = host
+            .runtime
+            .class(&self.key.namespace)
+            .ok_or_else(|| ObjectError::internal("the object's class is not loaded"))?;
+        let context = ObjectContext { cell: self.clone() };
+        let instance = class.construct(context)?;
+        host.stats.activations.set(host.stats.activations.get() + 1);
+        *self.instance.borrow_mut() = Some(instance.clone());
+        Ok(instance)
+    }
+}
+
+/// Wraps an event's future: commits the object's writes after every poll (one poll, one turn).
+pub(crate) struct Turn<F> {
+    pub(crate) cell: Rc<ObjectCell>,
+    pub(crate) inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Turn<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let result = self.inner.as_mut().poll(cx);
+        self.cell.commit();
+        result
+    }
+}
+
+/// What an object's code gets: its id, its storage, and the platform's controls.
+#[derive(Clone)]
+pub struct ObjectContext {
+    pub(crate) cell: Rc<ObjectCell>,
+}
+
+impl ObjectContext {
+    /// The object's id.
+    pub fn id(&self) -> &ObjectId {
+        &self.cell.key.id
+    }
+
+    /// The object's namespace.
+    pub fn namespace(&self) -> &NamespaceId {
+        &self.cell.key.namespace
+    }
+
+    /// The object's storage (KV, SQL, alarm).
+    pub fn storage(&self) -> Storage {
+        Storage {
+            cell: self.cell.clone(),
+        }
+    }
+
+    /// The runtime's clock, in epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.cell.host().runtime.clock.now_ms()
+    }
+
+    /// Runs `work` with every other event held back until it settles. If it fails, the object is
+    /// reset (as Cloudflare does) and the error is returned. The work starts at once, so a
+    /// constructor may call this without awaiting the returned future.
+    pub fn block_concurrency_while<T: 'static>(
+        &self,
+        work: impl Future<Output = Result<T, ObjectError>> + 'static,
+    ) -> LocalBoxFuture<'static, Result<T, ObjectError>> {
+        let cell = self.cell.clone();
+        cell.blocked.set(cell.blocked.get() + 1);
+        let generation = cell.generation.get();
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_local(async move {
+            let result = Turn {
+                cell: cell.clone(),
+                inner: Box::pin(work),
+            }
+            .await;
+            if cell.generation.get() == generation {
+                cell.blocked.set(cell.blocked.get().saturating_sub(1));
+                if let Err(error) = &result {
+                    cell.reset(error.clone());
+                } else if cell.blocked.get() == 0 {
+                    cell.open_admission();
+                }
+            }
+            let _ = sender.send(result);
+        });
+        Box::pin(async move {
+            receiver.await.unwrap_or_else(|_| {
+                Err(ObjectError::internal(
+                    "blockConcurrencyWhile() was cancelled",
+                ))
+            })
+        })
+    }
+
+    /// Keeps the object alive until `work` finishes (it runs after the response is sent).
+    pub fn wait_until(&self, work: impl Future<Output = ()> + 'static) {
+        let cell = self.cell.clone();
+        cell.background.set(cell.background.get() + 1);
+        tokio::task::spawn_local(async move {
+            Turn {
+                cell: cell.clone(),
+                inner: Box::pin(work),
+            }
+            .await;
+            cell.background.set(cell.background.get().saturating_sub(1));
+        });
+    }
+
+    /// Resets the object: the instance is dropped and uncommitted writes discarded.
+    pub fn abort(&self, reason: &str) {
+        self.cell.reset(ObjectError::remote(reason.to_string()));
+    }
+}
+
+/// An object's storage. Every call is synchronous and part of the current turn.
+#[derive(Clone)]
+pub struct Storage {
+    cell: Rc<ObjectCell>,
+}
+
+impl Storage {
+    /// Runs `f` against the object's database (KV and SQL APIs) within the current turn.
+    pub fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Database) -> Result<R, burrow_storage::database::Error>,
+    ) -> Result<R, ObjectError> {
+        self.cell.with_db(f)
+    }
+
+    /// The scheduled alarm, in epoch milliseconds.
+    pub fn get_alarm(&self) -> Result<Option<i64>, ObjectError> {
+        self.with(|db| db.get_alarm())
+    }
+
+    /// Schedules the alarm (a time in the past runs as soon as possible).
+    pub fn set_alarm(&self, at_ms: i64) -> Result<(), ObjectError> {
+        self.with(|db| db.set_alarm(Some(at_ms)))?;
+        if self.cell.alarm_running.get() {
+            self.cell.alarm_set_during_run.set(true);
+        }
+        self.cell.host().schedule_alarm(&self.cell.key, at_ms, 0);
+        Ok(())
+    }
+
+    /// Cancels the alarm.
+    pub fn delete_alarm(&self) -> Result<(), ObjectError> {
+        self.with(|db| db.set_alarm(None))?;
+        if self.cell.alarm_running.get() {
+            self.cell.alarm_set_during_run.set(true);
+        }
+        self.cell.host().cancel_alarm(&self.cell.key);
+        Ok(())
+    }
+
+    /// Deletes every key, table and the alarm, atomically.
+    pub fn delete_all(&self) -> Result<(), ObjectError> {
+        self.with(|db| db.delete_all())?;
+        self.cell.host().cancel_alarm(&self.cell.key);
+        Ok(())
+    }
+
+    /// Commits what is pending and waits until it is durable.
+    pub async fn sync(&self) -> Result<(), ObjectError> {
+        self.cell.commit();
+        let host = self.cell.host();
+        host.durability
+            .wait(self.cell.last_end.get())
+            .await
+            .map_err(|_| ObjectError::internal("Durable Object storage failed"))
+    }
+}
