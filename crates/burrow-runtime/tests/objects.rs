@@ -634,8 +634,7 @@ fn seeded_run(seed: u64) -> Vec<String> {
                 for task in tasks {
                     task.abort();
                 }
-                let entries = log.borrow().clone();
-                entries
+                log.take()
             })
             .await
             .unwrap();
