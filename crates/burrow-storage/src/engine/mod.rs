@@ -187,6 +187,8 @@ struct DirtyState {
     checkpointing: bool,
     /// The file was created and its directory entry is not yet synced.
     new_file: bool,
+    /// Its connection is closed; it stays registered only until its pages are checkpointed.
+    closed: bool,
 }
 
 impl Shared {
@@ -377,6 +379,13 @@ impl Inner {
 
     /// Adds an opened file to the registry. `new_file`: its directory entry is not yet durable.
     fn register(&self, rel_path: &str, new_file: bool) -> Result<Arc<Shared>, Error> {
+        let mut registry = self.lock_registry();
+        registry.opening.remove(rel_path);
+        // Reopened before its last checkpoint: keep the bookkeeping of its unflushed records.
+        if let Some(existing) = registry.files.get(rel_path) {
+            existing.lock().closed = false;
+            return Ok(existing.clone());
+        }
         let file = self
             .vfs
             .main_file(&self.root.join(rel_path))
@@ -393,27 +402,94 @@ impl Inner {
                 ..DirtyState::default()
             }),
         });
-        let mut registry = self.lock_registry();
-        registry.opening.remove(rel_path);
         registry.files.insert(rel_path.to_string(), shared.clone());
         Ok(shared)
     }
 
     /// Claims `rel_path` for opening, enforcing one handle per object and the open-file cap.
+    /// Closed objects still waiting for their checkpoint hold a descriptor too; at the cap they
+    /// are checkpointed here, so a burst of closes slows opens down instead of failing them.
     fn reserve(&self, rel_path: &str) -> Result<(), Error> {
+        let mut flushed_closed = false;
+        loop {
+            let mut registry = self.lock_registry();
+            if registry.opening.contains(rel_path) {
+                return Err(Error::AlreadyOpen(rel_path.to_string()));
+            }
+            if let Some(existing) = registry.files.get(rel_path) {
+                if !existing.lock().closed {
+                    return Err(Error::AlreadyOpen(rel_path.to_string()));
+                }
+                registry.opening.insert(rel_path.to_string());
+                return Ok(());
+            }
+            // The alarm index is always open and does not count against the cap.
+            let open = registry.files.len().saturating_sub(1) + registry.opening.len();
+            if open < self.options.max_open_objects {
+                registry.opening.insert(rel_path.to_string());
+                return Ok(());
+            }
+            let closed: Vec<Arc<Shared>> = registry
+                .files
+                .values()
+                .filter(|s| s.lock().closed)
+                .cloned()
+                .collect();
+            drop(registry);
+            if closed.is_empty() || flushed_closed {
+                return Err(Error::TooManyOpenObjects {
+                    limit: self.options.max_open_objects,
+                });
+            }
+            for chunk in closed.chunks(CHECKPOINT_BATCH) {
+                self.checkpoint_batch(chunk)?;
+            }
+            flushed_closed = true;
+        }
+    }
+
+    /// Checkpoints a closed file that is still registered and removes it from the registry.
+    fn settle_closed(&self, rel_path: &str) -> Result<(), Error> {
+        let existing = self.lock_registry().files.get(rel_path).cloned();
+        let Some(shared) = existing else {
+            return Ok(());
+        };
+        // Let a checkpoint already in flight finish; its confirm step is quick.
+        while shared.lock().checkpointing {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.checkpoint_one(&shared)?;
         let mut registry = self.lock_registry();
-        if registry.files.contains_key(rel_path) || registry.opening.contains(rel_path) {
-            return Err(Error::AlreadyOpen(rel_path.to_string()));
+        if registry
+            .files
+            .get(rel_path)
+            .is_some_and(|current| Arc::ptr_eq(current, &shared))
+        {
+            registry.files.remove(rel_path);
         }
-        // The alarm index is always open and does not count against the cap.
-        let open = registry.files.len().saturating_sub(1) + registry.opening.len();
-        if open >= self.options.max_open_objects {
-            return Err(Error::TooManyOpenObjects {
-                limit: self.options.max_open_objects,
-            });
-        }
-        registry.opening.insert(rel_path.to_string());
         Ok(())
+    }
+
+    /// Marks a file's connection closed: it leaves the registry now if clean, otherwise after
+    /// the checkpointer has copied its pages.
+    fn closed(&self, shared: &Arc<Shared>) {
+        let clean = {
+            let mut state = shared.lock();
+            state.closed = true;
+            state.oldest_unflushed.is_none() && !state.checkpointing
+        };
+        if clean || self.failed() {
+            let mut registry = self.lock_registry();
+            if registry
+                .files
+                .get(&shared.rel_path)
+                .is_some_and(|current| Arc::ptr_eq(current, shared))
+            {
+                registry.files.remove(&shared.rel_path);
+            }
+        } else {
+            self.wake_checkpointer();
+        }
     }
 
     fn unreserve(&self, rel_path: &str) {
@@ -432,70 +508,116 @@ impl Inner {
         condvar.notify_one();
     }
 
-    /// Whether the journal or some object's overlay has grown past its checkpoint threshold.
+    /// Whether the journal or some object's overlay has grown past its checkpoint threshold, or
+    /// closed objects wait to be checkpointed.
     fn checkpoint_due(&self) -> bool {
         let retained = self.journal.durable_lsn().0 - self.journal.first_lsn().0;
         retained > self.options.checkpoint_journal_bytes
-            || self
-                .lock_registry()
-                .files
-                .values()
-                .any(|s| s.file.dirty_bytes() > self.options.checkpoint_object_bytes)
+            || self.lock_registry().files.values().any(|s| {
+                s.lock().closed || s.file.dirty_bytes() > self.options.checkpoint_object_bytes
+            })
     }
 
-    /// Checkpoints one file: copy its overlay into the file once the records behind it are
-    /// durable, sync, then forget the copied pages. Blocks until those records are durable.
-    pub(crate) fn checkpoint_one(&self, shared: &Shared) -> Result<(), Error> {
+    /// Checkpoints one file now (blocks until the records behind its pages are durable).
+    pub(crate) fn checkpoint_one(&self, shared: &Arc<Shared>) -> Result<(), Error> {
+        self.checkpoint_batch(std::slice::from_ref(shared))
+    }
+
+    /// Checkpoints several files together: snapshot each overlay, wait until the records behind
+    /// all of them are durable, write every snapshot, sync them with one `sync_files` (one
+    /// `syncfs` on Linux for a large batch), sync new directories, then forget the copied pages.
+    /// Closed files that end up clean leave the registry, releasing their descriptor and memory.
+    pub(crate) fn checkpoint_batch(&self, batch: &[Arc<Shared>]) -> Result<(), Error> {
         self.check_failed()?;
-        let (snapshot, wait_for, new_file) = {
+        let mut taken = Vec::with_capacity(batch.len());
+        let mut wait_for = Lsn(0);
+        for shared in batch {
             let mut state = shared.lock();
             if state.oldest_unflushed.is_none() || state.checkpointing {
-                return Ok(());
+                continue;
             }
-            state.checkpointing = true;
-            state.appended_during_checkpoint = None;
-            match shared.file.checkpoint_snapshot() {
-                Ok(snapshot) => (snapshot, state.last_end, state.new_file),
+            let snapshot = match shared.file.checkpoint_snapshot() {
+                Ok(snapshot) => snapshot,
                 Err(error) => {
-                    state.checkpointing = false;
+                    drop(state);
+                    self.abandon(&taken);
                     return Err(vfs_error(error));
                 }
+            };
+            state.checkpointing = true;
+            state.appended_during_checkpoint = None;
+            if let Some(end) = state.last_end {
+                wait_for = wait_for.max(end);
             }
-        };
-        let result = (|| {
-            if let Some(end) = wait_for {
-                self.wait_durable(end)?;
+            taken.push((shared.clone(), snapshot, state.new_file));
+        }
+        if taken.is_empty() {
+            self.forget_clean_closed(batch);
+            return Ok(());
+        }
+        let written = (|| {
+            self.wait_durable(wait_for)?;
+            let mut files = Vec::with_capacity(taken.len());
+            for (_, snapshot, _) in &taken {
+                files.push(snapshot.write()?);
             }
-            let file = snapshot.write()?;
-            self.fs.sync_files(&[file])?;
-            if new_file {
-                let path = self.root.join(&shared.rel_path);
-                sync_dir_chain(
-                    self.fs.as_ref(),
-                    &self.root,
-                    path.parent().unwrap_or(&self.root),
-                )?;
+            self.fs.sync_files(&files)?;
+            let mut dirs = std::collections::BTreeSet::new();
+            for (shared, _, new_file) in &taken {
+                if *new_file {
+                    let path = self.root.join(&shared.rel_path);
+                    dirs.insert(path.parent().unwrap_or(&self.root).to_path_buf());
+                }
+            }
+            for dir in dirs {
+                sync_dir_chain(self.fs.as_ref(), &self.root, &dir)?;
             }
             Ok::<_, Error>(())
         })();
-        let mut state = shared.lock();
-        state.checkpointing = false;
-        match result {
-            Ok(()) => {
-                shared.file.checkpoint_done(snapshot).map_err(vfs_error)?;
-                state.oldest_unflushed = state.appended_during_checkpoint.take();
-                state.new_file = false;
-                Ok(())
-            }
-            Err(error) => {
-                state.appended_during_checkpoint = None;
-                Err(error)
+        if let Err(error) = written {
+            self.abandon(&taken);
+            return Err(error);
+        }
+        for (shared, snapshot, _) in taken {
+            let mut state = shared.lock();
+            state.checkpointing = false;
+            shared.file.checkpoint_done(snapshot).map_err(vfs_error)?;
+            state.oldest_unflushed = state.appended_during_checkpoint.take();
+            state.new_file = false;
+        }
+        self.forget_clean_closed(batch);
+        Ok(())
+    }
+
+    /// Undoes the bookkeeping of snapshots that were not written.
+    fn abandon(&self, taken: &[(Arc<Shared>, crate::vfs::Snapshot, bool)]) {
+        for (shared, _, _) in taken {
+            let mut state = shared.lock();
+            state.checkpointing = false;
+            state.appended_during_checkpoint = None;
+        }
+    }
+
+    /// Drops closed files that have nothing left to checkpoint from the registry.
+    fn forget_clean_closed(&self, batch: &[Arc<Shared>]) {
+        let mut registry = self.lock_registry();
+        for shared in batch {
+            let state = shared.lock();
+            if state.closed && state.oldest_unflushed.is_none() && !state.checkpointing {
+                drop(state);
+                if registry
+                    .files
+                    .get(&shared.rel_path)
+                    .is_some_and(|current| Arc::ptr_eq(current, shared))
+                {
+                    registry.files.remove(&shared.rel_path);
+                }
             }
         }
     }
 
-    /// Checkpoints every dirty file (or only those over the thresholds when `all` is false),
-    /// then releases journal segments nobody needs.
+    /// Checkpoints every dirty file (or only those over the thresholds, and closed ones, when
+    /// `all` is false), then releases journal segments nobody needs.
     fn checkpoint_all(&self, all: bool) -> Result<(), Error> {
         let retained = self.journal.durable_lsn().0 - self.journal.first_lsn().0;
         let journal_full = retained > self.options.checkpoint_journal_bytes;
@@ -504,12 +626,14 @@ impl Inner {
             .files
             .values()
             .filter(|s| {
-                all || journal_full || s.file.dirty_bytes() > self.options.checkpoint_object_bytes
+                all || journal_full
+                    || s.lock().closed
+                    || s.file.dirty_bytes() > self.options.checkpoint_object_bytes
             })
             .cloned()
             .collect();
-        for shared in &candidates {
-            self.checkpoint_one(shared)?;
+        for chunk in candidates.chunks(CHECKPOINT_BATCH) {
+            self.checkpoint_batch(chunk)?;
         }
         self.release_journal()
     }
@@ -547,6 +671,9 @@ impl Inner {
         Ok(())
     }
 }
+
+/// Most files checkpointed together (one `sync_files` call each batch).
+const CHECKPOINT_BATCH: usize = 4096;
 
 fn checkpoint_loop(inner: Weak<Inner>) {
     loop {

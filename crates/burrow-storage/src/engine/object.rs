@@ -11,7 +11,8 @@ use std::sync::Arc;
 /// Every storage call between two [`ObjectStorage::commit`]s belongs to one turn and commits
 /// atomically. `commit` returns the [`Durable`] to wait on before anything leaves the object.
 pub struct ObjectStorage {
-    db: Database,
+    /// `None` only while dropping, so the connection closes before the engine is told.
+    db: Option<Database>,
     shared: Arc<Shared>,
     inner: Arc<Inner>,
     namespace: String,
@@ -75,7 +76,7 @@ pub(super) fn open(inner: &Arc<Inner>, namespace: &str, id: &str) -> Result<Obje
     };
     let mut object = ObjectStorage {
         db: match Database::new(conn) {
-            Ok(db) => db,
+            Ok(db) => Some(db),
             Err(error) => {
                 inner.unregister(&rel_path);
                 return Err(error.into());
@@ -89,7 +90,7 @@ pub(super) fn open(inner: &Arc<Inner>, namespace: &str, id: &str) -> Result<Obje
     };
     // Creating the hidden tables of a new database is a commit like any other.
     object.append_capture()?;
-    object.committed_alarm = object.db.get_alarm()?;
+    object.committed_alarm = object.db().get_alarm()?;
     Ok(object)
 }
 
@@ -98,6 +99,13 @@ pub(super) fn delete(inner: &Arc<Inner>, namespace: &str, id: &str) -> Result<()
     let rel_path = super::object_path(namespace, id)?;
     inner.reserve(&rel_path)?;
     let result = (|| {
+        // A closed object may still have pages waiting for the checkpointer: write them first,
+        // then forget the file, so no later checkpoint can bring the file back.
+        inner.settle_closed(&rel_path)?;
+        inner
+            .vfs
+            .discard(&inner.root.join(&rel_path))
+            .map_err(super::vfs_error)?;
         let mut alarms = inner.lock_alarms();
         let index_capture = alarms.set(namespace, id, None)?;
         let mut entries = vec![record::Entry::Delete { path: &rel_path }];
@@ -135,7 +143,9 @@ pub(super) fn delete(inner: &Arc<Inner>, namespace: &str, id: &str) -> Result<()
 impl ObjectStorage {
     /// The KV and SQL APIs. Everything done through it until [`commit`](Self::commit) is one turn.
     pub fn db(&mut self) -> &mut Database {
-        &mut self.db
+        self.db
+            .as_mut()
+            .expect("the database is open until the handle drops")
     }
 
     /// The object's namespace.
@@ -154,16 +164,16 @@ impl ObjectStorage {
     /// object to its last good state, with Cloudflare's message).
     pub fn commit(&mut self) -> Result<Option<Durable>, Error> {
         if let Err(error) = self.inner.check_failed() {
-            let _ = self.db.rollback_turn();
+            let _ = self.db().rollback_turn();
             return Err(error);
         }
-        self.db.commit_turn()?;
+        self.db().commit_turn()?;
         self.append_capture()
     }
 
     /// Ends the turn by discarding its writes.
     pub fn rollback(&mut self) -> Result<(), Error> {
-        Ok(self.db.rollback_turn()?)
+        Ok(self.db().rollback_turn()?)
     }
 
     /// Checkpoints this object's pages into its file now (waits for its records to be durable).
@@ -172,30 +182,25 @@ impl ObjectStorage {
         self.inner.checkpoint_one(&self.shared)
     }
 
-    /// Closes the database after checkpointing it, releasing its file descriptor and memory.
-    pub fn close(mut self) -> Result<(), Error> {
-        let _ = self.db.rollback_turn();
-        let result = if self.inner.failed() {
-            Ok(())
-        } else {
-            self.inner.checkpoint_one(&self.shared)
-        };
-        let inner = self.inner.clone();
-        let rel_path = self.shared.rel_path.clone();
+    /// Closes the database and releases its connection at once. Uncommitted writes are
+    /// discarded. The engine's checkpointer copies its remaining pages into the file soon after
+    /// and only then releases the file descriptor and the pages' memory; reopening the object
+    /// before that is fine. Dropping the handle does the same.
+    pub fn close(self) -> Result<(), Error> {
         drop(self);
-        inner.unregister(&rel_path);
-        result
+        Ok(())
     }
 
     /// Turns whatever the last commit wrote into one journal record.
     fn append_capture(&mut self) -> Result<Option<Durable>, Error> {
-        let mut state = self.shared.lock();
-        let Some(capture) = self.shared.file.take_capture().map_err(super::vfs_error)? else {
+        let shared = self.shared.clone();
+        let mut state = shared.lock();
+        let Some(capture) = shared.file.take_capture().map_err(super::vfs_error)? else {
             return Ok(None);
         };
         let mut capture_bytes = Vec::new();
         capture.encode(&mut capture_bytes);
-        let alarm = self.db.get_alarm()?;
+        let alarm = self.db().get_alarm()?;
         let mut payload = Vec::with_capacity(capture_bytes.len() + 64);
         let durable = if alarm == self.committed_alarm {
             record::encode(
@@ -238,5 +243,15 @@ impl ObjectStorage {
         };
         Shared::note_append(&mut state, &durable);
         Ok(Some(durable))
+    }
+}
+
+impl Drop for ObjectStorage {
+    fn drop(&mut self) {
+        if let Some(mut db) = self.db.take() {
+            let _ = db.rollback_turn();
+            drop(db);
+        }
+        self.inner.closed(&self.shared);
     }
 }
