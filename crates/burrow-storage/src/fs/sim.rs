@@ -22,14 +22,16 @@
 //!   everything not yet synced.
 //!
 //! After any crash every handle opened before it fails with "stale handle after crash", so code
-//! from the old world cannot write into the new one, and all injected faults are cleared.
+//! from the old world cannot write into the new one, and all injected faults are cleared, cut
+//! points included.
 //!
 //! # Cut points and faults
 //! Mutating operations (write, `set_len`, `sync_data`, `sync_dir`, create, remove, rename, mkdir)
 //! are counted ([`SimFs::ops`]). [`SimFs::crash_after_ops`]`(n)` lets the next `n` of them take
 //! effect and fails the one after with an I/O error; from then on the file system is dead (every
 //! call fails) until [`SimFs::crash`] or [`SimFs::kill`]. A test runs once to count operations,
-//! then reruns with the same seed and cuts at any point.
+//! then reruns with the same seed and cuts at any point (a run spanning several crashes re-arms
+//! the cut after each, since a crash disarms it).
 //!
 //! [`SimFs::fail_nth_sync`] fails one chosen sync; [`SimFs::fail_writes_after`] fails every write
 //! after a countdown; [`SimFs::set_fault_probability`] fails syncs and writes at random (seeded).
@@ -140,7 +142,7 @@ impl SimFs {
     }
 
     /// Lets the next `n` mutating operations take effect and fails every later call until the
-    /// next crash or kill.
+    /// next crash or kill. Any crash or kill disarms a cut not yet reached.
     pub fn crash_after_ops(&self, n: u64) {
         let mut world = self.lock();
         world.cut_at = Some(world.ops.saturating_add(n));
@@ -647,8 +649,9 @@ impl World {
 
     fn crash(&mut self, mode: CrashMode) {
         self.epoch += 1;
-        self.dead = false;
+        // A cut that was never reached is an injected fault too, and every fault ends here.
         self.cut_at = None;
+        self.dead = false;
         self.faults = Faults::default();
         self.stats.crashes += 1;
         if mode == CrashMode::ProcessKill {
@@ -718,15 +721,16 @@ fn resolve_unsynced(rng: &mut Rng, durable: &mut Vec<u8>, op: &Pending) {
 }
 
 /// Applies a directory operation to a namespace, skipping it if it no longer makes sense there
-/// (its source is gone, or its target directory is missing).
+/// (its source is gone, or its target name is taken by a create).
+///
+/// A synced entry is durable inside its directory even while the directory itself is not yet
+/// durable in its parent (POSIX: fsync of a directory persists its entries). If the directory
+/// never becomes durable, the crash's orphan pruning removes the entry with it. That holds for
+/// a create and for a rename's target alike.
 fn apply_dir_op(namespace: &mut BTreeMap<PathBuf, Node>, op: &DirOp) {
-    let parent_exists = |namespace: &BTreeMap<PathBuf, Node>, path: &Path| {
-        let dir = parent(path);
-        is_root(dir) || namespace.get(dir) == Some(&Node::Dir)
-    };
     match op {
         DirOp::Create { path, node } => {
-            if parent_exists(namespace, path) && !namespace.contains_key(path) {
+            if !namespace.contains_key(path) {
                 namespace.insert(path.clone(), *node);
             }
         }
@@ -736,7 +740,7 @@ fn apply_dir_op(namespace: &mut BTreeMap<PathBuf, Node>, op: &DirOp) {
             }
         }
         DirOp::Rename { from, to, node } => {
-            if namespace.get(from) == Some(node) && parent_exists(namespace, to) {
+            if namespace.get(from) == Some(node) {
                 namespace.remove(from);
                 namespace.insert(to.clone(), *node);
             }

@@ -85,7 +85,16 @@
 //!    hold valid records of a batch that was torn before them, with exactly the Lsns new records
 //!    would get, so they are deleted rather than recycled);
 //! 2. if the end lies inside a segment, a padding record is written at the end, covering the rest
-//!    of that segment, and the segment is synced.
+//!    of that segment;
+//! 3. every retained segment is synced, and the directory too. After a process crash the last
+//!    batches may still be only in the page cache (in relaxed mode, never synced at all); the
+//!    engine replays what recovery returns, so it must not vanish in a later power loss, taking
+//!    newer records with it. Syncing a clean file costs almost nothing.
+//!
+//! If no segment survives at all (the only one was being started and its header is torn), that
+//! file is not removed but rewritten as an empty segment (fresh header, padding over all of it),
+//! so a file always names the log's position; a journal with no segment file at all restarts
+//! above every Lsn its spare files may hold (their names say so).
 //!
 //! New records then start a fresh segment. The padding record is the choice recorded here instead
 //! of zeroing the stale tail: it is one small write instead of up to `segment_bytes` of zeros, and
@@ -95,7 +104,7 @@
 //! would lead a reader straight into them.
 //!
 //! # Segment lifecycle
-//! Segments are preallocated: when idle, the driver writes zeros into a spare file (1 MiB per
+//! Segments are preallocated: when idle, the driver writes zeros into a spare file (256 KiB per
 //! step) and syncs it, so that appending overwrites allocated blocks, which the storage spike
 //! measured at twice the rate of extending a file. [`Journal::release_before`] retires segments
 //! oldest first, each made durable (rename or remove, then `sync_dir`) before the next, so the

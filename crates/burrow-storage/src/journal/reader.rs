@@ -74,6 +74,8 @@ pub struct Reader {
     position: u64,
     segment: Option<Segment>,
     cursor: Cursor,
+    /// Set once the iterator yielded an error.
+    failed: bool,
 }
 
 impl Reader {
@@ -97,6 +99,7 @@ impl Reader {
             position: from.0,
             segment: None,
             cursor: Cursor::new(),
+            failed: false,
         })
     }
 
@@ -199,11 +202,18 @@ impl Reader {
     }
 }
 
+/// As an iterator, a reader stops (returns `None`) after yielding an error, so that adapters
+/// such as `count` terminate; [`Reader::next_record`] keeps reporting the error instead.
 impl Iterator for Reader {
     type Item = Result<(Lsn, Vec<u8>), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_record().transpose()
+        if self.failed {
+            return None;
+        }
+        let item = self.next_record().transpose();
+        self.failed = matches!(item, Some(Err(_)));
+        item
     }
 }
 

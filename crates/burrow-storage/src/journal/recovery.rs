@@ -54,13 +54,7 @@ struct Scan {
 }
 
 pub(super) fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Recovered, Error> {
-    if !fs.exists(dir) {
-        fs.create_dir_all(dir)
-            .map_err(|e| Error::io("create journal directory", dir, e))?;
-        let parent = parent_dir(dir);
-        fs.sync_dir(parent)
-            .map_err(|e| Error::io("sync directory", parent, e))?;
-    }
+    create_dir_durably(fs, dir)?;
     let entries = fs
         .read_dir(dir)
         .map_err(|e| Error::io("list journal directory", dir, e))?;
@@ -143,20 +137,52 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Reco
     }
     let log_end = log_end.or(expected).unwrap_or(0);
 
+    // 0. If no segment survived, the first invalid one (named at the log end) is kept as an
+    // anchor: it gets a fresh header below, and the padding of step 2 covers all of it. Removing
+    // it instead would leave no file carrying the position, and a crash before the next segment
+    // is durable would restart the journal at a lower Lsn.
+    let anchor = match retained.is_empty() {
+        true => doomed.first().copied().filter(|&base| base == log_end),
+        false => None,
+    };
+    let removed: Vec<u64> = doomed
+        .iter()
+        .copied()
+        .filter(|&base| Some(base) != anchor)
+        .collect();
+
     // 1. Remove everything after the end, durably, before anything can point past the end.
-    for &base in &doomed {
+    for &base in &removed {
         let path = dir.join(segment_file_name(base));
         fs.remove_file(&path)
             .map_err(|e| Error::io("remove segment after the end of the log", &path, e))?;
     }
-    if !doomed.is_empty() {
+    if !removed.is_empty() {
         tracing::warn!(
-            segments = doomed.len(),
+            segments = removed.len(),
             end = log_end,
             "journal recovery removed segments after the end of the log"
         );
         fs.sync_dir(dir)
             .map_err(|e| Error::io("sync directory", dir, e))?;
+    }
+    if let Some(base) = anchor {
+        let path = dir.join(segment_file_name(base));
+        let file = fs
+            .open(&path, OpenMode::Existing)
+            .map_err(|e| Error::io("open journal segment", &path, e))?;
+        let capacity = options.segment_bytes;
+        file.write_all_at(&SegmentHeader { base, capacity }.encode(), 0)
+            .map_err(|e| Error::io("write segment header to", &path, e))?;
+        retained.insert(
+            base,
+            Segment {
+                base,
+                capacity,
+                path,
+                file,
+            },
+        );
     }
 
     // 2. Close the last segment with padding, so new records start a fresh segment.
@@ -172,9 +198,6 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Reco
                 last.file
                     .write_all_at(&padding, offset)
                     .map_err(|e| Error::io("write padding to", &last.path, e))?;
-                last.file
-                    .sync_data()
-                    .map_err(|e| Error::io("sync_data", &last.path, e))?;
                 padding_bytes = room;
             }
             last.end()
@@ -182,6 +205,16 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Reco
         // With no segment left, restart above every Lsn a spare may still hold.
         None => log_end.max(next_spare_id),
     };
+
+    // 3. Make everything the scan accepted durable, padding included. After a process crash
+    // the last batches may still be only in the page cache (or never synced at all, in relaxed
+    // mode); records replayed from them must not vanish in a later power loss, taking the
+    // records appended after them along.
+    let files: Vec<Arc<dyn File>> = retained.values().map(|s| Arc::clone(&s.file)).collect();
+    fs.sync_files(&files)
+        .map_err(|e| Error::io("sync journal segments in", dir, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("sync directory", dir, e))?;
     if let Some(reason) = &cut {
         tracing::info!(end = log_end, reason = %reason, "journal recovery cut the log");
     }
@@ -215,10 +248,31 @@ pub(super) fn recover(fs: &dyn Fs, dir: &Path, options: &Options) -> Result<Reco
             end_lsn: Lsn(end_lsn),
             records,
             cut,
-            removed_segments: doomed.len(),
+            removed_segments: removed.len(),
             padding_bytes,
         },
     })
+}
+
+/// Creates `dir` and any missing parents, syncing the parent of each directory created so the
+/// whole path survives a power loss.
+fn create_dir_durably(fs: &dyn Fs, dir: &Path) -> Result<(), Error> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|path| !path.as_os_str().is_empty() && !fs.exists(path))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs.create_dir_all(dir)
+        .map_err(|e| Error::io("create journal directory", dir, e))?;
+    // Outermost first: a child's entry is only reachable once its parent's entry is durable.
+    for created in missing.iter().rev() {
+        let parent = parent_dir(created);
+        fs.sync_dir(parent)
+            .map_err(|e| Error::io("sync directory", parent, e))?;
+    }
+    Ok(())
 }
 
 /// Validates the records of one segment, stopping at the first invalid one.

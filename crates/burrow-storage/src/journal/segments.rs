@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::fs::{File, Fs};
 
 use super::format::{SEGMENT_HEADER_BYTES, spare_file_name};
-use super::{Error, Inner, Lsn};
+use super::{Error, Inner, Lsn, SyncMode};
 
 /// Retained segments and spare files, under `Inner::segments`. Never held across I/O.
 pub(super) struct Segments {
@@ -146,6 +146,12 @@ impl Inner {
             .release
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if self.options.sync == SyncMode::Relaxed {
+            // Relaxed mode does not sync a new segment's name when it starts one. Make it durable
+            // before retiring older segments, so a power loss cannot leave the journal with no
+            // segment naming its position.
+            self.sync_dir()?;
+        }
         // One segment per iteration; the chain is finite and only shrinks here.
         loop {
             let durable = self.durable_lsn.load(Ordering::Acquire);
