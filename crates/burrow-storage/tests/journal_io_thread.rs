@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
 use burrow_storage::fs::sim::SimFs;
-use burrow_storage::fs::{Fs, OsFs};
+use burrow_storage::fs::{File, Fs, OpenMode, OsFs};
 use burrow_storage::journal::{Durable, Error, Journal, Lsn, Options};
 
 /// A minimal executor: polls one future on this thread, parking between wake-ups.
@@ -28,6 +28,58 @@ fn block_on<F: Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park();
+    }
+}
+
+/// A file layer whose `sync_data` takes as long as a fast disk's (SimFs's costs nothing, which
+/// would let the I/O thread race ahead of the writers and leave nothing to group).
+struct SlowSync(SimFs);
+
+struct SlowSyncFile(Arc<dyn File>);
+
+const SYNC_TIME: std::time::Duration = std::time::Duration::from_micros(300);
+
+impl File for SlowSyncFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        std::thread::sleep(SYNC_TIME);
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+}
+
+impl Fs for SlowSync {
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn File>> {
+        Ok(Arc::new(SlowSyncFile(self.0.open(path, mode)?)))
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.0.exists(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.0.create_dir_all(path)
+    }
+    fn read_dir(&self, path: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        self.0.read_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        std::thread::sleep(SYNC_TIME);
+        self.0.sync_dir(path)
     }
 }
 
@@ -120,7 +172,7 @@ fn concurrent_writers_share_fsyncs_on_real_files() {
 #[test]
 fn pipelined_writers_on_simfs_and_a_power_loss_after() {
     let sim = SimFs::new(11);
-    let fs: Arc<dyn Fs> = Arc::new(sim.clone());
+    let fs: Arc<dyn Fs> = Arc::new(SlowSync(sim.clone()));
     let options = Options {
         segment_bytes: 64 << 10,
         max_batch_bytes: 16 << 10,
@@ -232,4 +284,26 @@ fn stop_drains_what_is_queued() {
         journal.append(b"two"),
         Err(Error::QueueFull { .. })
     ));
+}
+
+#[test]
+fn wait_durable_blocks_until_a_position_is_durable() {
+    let journal = Journal::open(
+        Arc::new(SimFs::new(15)),
+        Path::new("/j"),
+        Options::default(),
+    )
+    .unwrap();
+    assert!(matches!(
+        journal.wait_durable(Lsn(1 << 40)),
+        Err(Error::BeyondEnd { .. })
+    ));
+    let durables: Vec<_> = (0..100u32)
+        .map(|i| journal.append(&i.to_le_bytes()).unwrap())
+        .collect();
+    let end = durables.last().unwrap().end();
+    let io = journal.start_io_thread();
+    journal.wait_durable(end).unwrap();
+    assert!(durables.iter().all(Durable::is_durable));
+    io.stop().unwrap();
 }

@@ -53,7 +53,10 @@ impl Durable {
         self.inner.durable_lsn.load(Ordering::Acquire) >= self.end
     }
 
-    /// Blocks the calling thread until the record is durable or the journal is poisoned.
+    /// Blocks the calling thread until the record is durable or the journal is poisoned. Some
+    /// driver must make progress meanwhile: the I/O thread, or another thread calling
+    /// [`Journal::flush_once`](super::Journal::flush_once). A single-threaded caller flushes
+    /// first and waits after.
     pub fn wait(&self) -> Result<Lsn, Error> {
         if let Some(outcome) = self.outcome_unlocked() {
             return outcome;

@@ -436,6 +436,13 @@ impl Journal {
         Lsn(self.inner.durable_lsn.load(Ordering::Acquire))
     }
 
+    /// Blocks until everything before `lsn` is durable (or the journal is poisoned). Like
+    /// [`Durable::wait`], it needs a driver: the I/O thread, or another thread calling
+    /// [`Journal::flush_once`]. A position past the end of the journal is an error, not a hang.
+    pub fn wait_durable(&self, lsn: Lsn) -> Result<(), Error> {
+        self.inner.wait_durable(lsn.0)
+    }
+
     /// The oldest retained position: where reading the whole journal starts.
     pub fn first_lsn(&self) -> Lsn {
         Lsn(self.inner.first_lsn.load(Ordering::Acquire))
@@ -513,6 +520,36 @@ impl Inner {
         self.segments
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wait_durable(&self, lsn: u64) -> Result<(), Error> {
+        if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+            return Ok(());
+        }
+        let mut state = self.lock_state();
+        if lsn > state.next_lsn {
+            return Err(Error::BeyondEnd {
+                lsn: Lsn(lsn),
+                end: Lsn(state.next_lsn),
+            });
+        }
+        state.blocked_waiters += 1;
+        let outcome = loop {
+            if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+                break Ok(());
+            }
+            if let Some(cause) = &state.poison {
+                break Err(Error::Poisoned {
+                    cause: Arc::clone(cause),
+                });
+            }
+            state = self
+                .durable_changed
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        };
+        state.blocked_waiters -= 1;
+        outcome
     }
 
     fn poisoned_error(&self) -> Error {
