@@ -496,6 +496,9 @@ impl State {
     }
 }
 
+/// Class names that belong to Burrow's system objects.
+pub const SYSTEM_CLASS_PREFIX: &str = "__burrow_";
+
 /// The namespaces of one data directory. See the module documentation.
 pub struct Namespaces {
     path: PathBuf,
@@ -607,6 +610,27 @@ impl Namespaces {
             .iter()
             .find(|record| record.is_live() && record.id == *id)
             .map(|record| self.info(record))
+    }
+
+    /// The namespace of a system class (queues, workflows, KV are built on Durable Objects).
+    /// System classes need no migration: the namespace id is derived from the class name, so it
+    /// is stable, and the unique key from the installation secret, as for user classes. Their
+    /// names start with [`SYSTEM_CLASS_PREFIX`], which user migrations cannot use.
+    pub fn system_namespace(&self, class_name: &str) -> NamespaceInfo {
+        use sha2::Digest;
+        let digest = Sha256::new()
+            .chain_update(b"burrow system namespace\0")
+            .chain_update(class_name.as_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        let id = NamespaceId::from_bytes(bytes);
+        NamespaceInfo {
+            id,
+            class_name: class_name.to_string(),
+            unique_key: derived_unique_key(&self.state.installation_secret, &id),
+            sqlite: true,
+        }
     }
 
     /// The ID factory of `class_name`'s live namespace.
@@ -807,7 +831,8 @@ fn apply_one(
             .map(|class| (class, true)),
     );
     for (class, sqlite) in created {
-        if state.live(class).is_some() {
+        // System classes exist implicitly; a user class may not take their names.
+        if state.live(class).is_some() || class.starts_with(SYSTEM_CLASS_PREFIX) {
             return Err(Error::ClassExists {
                 tag: tag.clone(),
                 class: class.clone(),
@@ -842,7 +867,7 @@ fn apply_one(
             from: renamed.from.clone(),
             to: renamed.to.clone(),
         };
-        if state.live(&renamed.to).is_some() {
+        if state.live(&renamed.to).is_some() || renamed.to.starts_with(SYSTEM_CLASS_PREFIX) {
             return Err(Error::ClassExists {
                 tag: tag.clone(),
                 class: renamed.to.clone(),

@@ -132,9 +132,13 @@ impl Runtime {
         let mut by_id = HashMap::new();
         let mut by_name = HashMap::new();
         for (name, class) in classes {
-            let info = namespaces
-                .namespace(&name)
-                .ok_or_else(|| Error::NoNamespace(name.clone()))?;
+            let info = if name.starts_with(crate::namespace::SYSTEM_CLASS_PREFIX) {
+                namespaces.system_namespace(&name)
+            } else {
+                namespaces
+                    .namespace(&name)
+                    .ok_or_else(|| Error::NoNamespace(name.clone()))?
+            };
             let factory = info.id_factory();
             by_name.insert(name, info.id);
             by_id.insert(

@@ -469,3 +469,21 @@ fn apply_config_creates_and_binds_in_one_step() {
     ));
     assert_eq!(fresh.migration_tag(), None);
 }
+
+#[test]
+fn system_class_names_are_reserved_and_system_namespaces_are_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut namespaces = burrow_runtime::namespace::Namespaces::open(dir.path()).unwrap();
+    let error = namespaces
+        .apply_migrations(&[burrow_config::Migration {
+            tag: "v1".into(),
+            new_sqlite_classes: vec!["__burrow_queue".into()],
+            ..burrow_config::Migration::default()
+        }])
+        .unwrap_err();
+    assert!(error.to_string().contains("already exists"), "{error}");
+    let first = namespaces.system_namespace("__burrow_queue");
+    let reopened = burrow_runtime::namespace::Namespaces::open(dir.path()).unwrap();
+    assert_eq!(first, reopened.system_namespace("__burrow_queue"));
+    assert_ne!(first.id, reopened.system_namespace("__burrow_kv").id);
+}

@@ -1,0 +1,1 @@
+//! Cron triggers: the node scheduler that invokes `scheduled` handlers (in progress).

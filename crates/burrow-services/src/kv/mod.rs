@@ -1,0 +1,1 @@
+//! KV namespaces: partitioned system objects with expiry, metadata and stable cursors (in progress).

@@ -1,0 +1,1 @@
+//! Queues: durable at-least-once queues as system objects (in progress).
