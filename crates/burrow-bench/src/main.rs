@@ -2,14 +2,21 @@
 //!
 //! Every benchmark ends with one `RESULT <name> key=value ...` line; scripts parse that line.
 
+mod load;
+mod objects;
+mod process;
 mod stats;
 mod storage;
+mod workerd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "burrow-bench", about = "Burrow's benchmarks, with same-run references")]
+#[command(
+    name = "burrow-bench",
+    about = "Burrow's benchmarks, with same-run references"
+)]
 struct Cli {
     #[command(subcommand)]
     bench: Bench,
@@ -26,11 +33,35 @@ enum Bench {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Durable Objects over HTTP: examples/bench_app under load from a separate process.
+    Objects {
+        /// A short run (under 90 s).
+        #[arg(long)]
+        quick: bool,
+        /// Also run workerd (from npm) with the same worker and loads, and print the ratios.
+        #[arg(long)]
+        vs_workerd: bool,
+        /// A prebuilt bench_app executable (default: build it with cargo).
+        #[arg(long, value_name = "PATH")]
+        app: Option<PathBuf>,
+    },
+    /// The HTTP load generator the other benchmarks start as a separate process.
+    Load(load::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::Storage { quick, dir } => storage::run(quick, dir),
+        Bench::Objects {
+            quick,
+            vs_workerd,
+            app,
+        } => objects::run(objects::Options {
+            quick,
+            vs_workerd,
+            app,
+        }),
+        Bench::Load(args) => load::main(args),
     }
 }
 
@@ -38,5 +69,7 @@ fn main() -> anyhow::Result<()> {
 pub(crate) fn scratch_dir(dir: Option<PathBuf>) -> anyhow::Result<tempfile::TempDir> {
     let parent = dir.unwrap_or_else(|| PathBuf::from("target"));
     std::fs::create_dir_all(&parent)?;
-    Ok(tempfile::Builder::new().prefix("burrow-bench-").tempdir_in(parent)?)
+    Ok(tempfile::Builder::new()
+        .prefix("burrow-bench-")
+        .tempdir_in(parent)?)
 }

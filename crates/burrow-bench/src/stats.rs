@@ -15,6 +15,10 @@ impl Samples {
         self.0.push(took.as_micros() as u64);
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub(crate) fn extend(&mut self, other: Samples) {
         self.0.extend(other.0);
     }

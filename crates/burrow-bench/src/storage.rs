@@ -5,10 +5,10 @@ use crate::stats::{Samples, rate};
 use burrow_storage::engine::{Engine, Options};
 use burrow_storage::fs::OsFs;
 use burrow_storage::journal::Durable;
-use std::sync::Arc;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const VALUE_BYTES: usize = 100;
@@ -138,7 +138,9 @@ fn burrow_rate(dir: &Path, objects: usize, phase: Duration) -> anyhow::Result<Bu
     for thread in 0..threads {
         let engine = engine.clone();
         let mine: Vec<usize> = (thread..objects).step_by(threads).collect();
-        handles.push(std::thread::spawn(move || closed_loop(&engine, &mine, deadline)));
+        handles.push(std::thread::spawn(move || {
+            closed_loop(&engine, &mine, deadline)
+        }));
     }
     let mut samples = Samples::with_capacity(1 << 20);
     let mut commits = 0u64;
@@ -171,30 +173,37 @@ fn closed_loop(
         open.push(engine.open_object("bench", &format!("{index:064x}"))?);
     }
     let value = [7u8; VALUE_BYTES];
+    // Per object: the commit in flight and when it started; `None` when the object may commit.
     let mut pending: Vec<Option<(Durable, Instant)>> = (0..open.len()).map(|_| None).collect();
     let mut samples = Samples::with_capacity(1 << 18);
     let mut commits = 0u64;
     let mut next_key = 0u64;
     let mut running = true;
-    loop {
-        let mut progressed = false;
-        for (slot, object) in pending.iter_mut().zip(open.iter_mut()) {
-            if let Some((durable, started)) = slot {
-                if !durable.is_durable() {
-                    continue;
-                }
+    // A commit's latency ends when its record is durable, not when this (busy) thread next gets
+    // round to the object, so completions are collected after every single commit.
+    let collect = |pending: &mut [Option<(Durable, Instant)>], samples: &mut Samples| {
+        let mut done = 0;
+        for slot in pending.iter_mut() {
+            if let Some((durable, started)) = slot
+                && durable.is_durable()
+            {
                 samples.push(started.elapsed());
-                commits += 1;
                 *slot = None;
-                progressed = true;
+                done += 1;
             }
-            if running {
+        }
+        done
+    };
+    loop {
+        for index in 0..open.len() {
+            if running && pending[index].is_none() {
                 next_key += 1;
-                object.db().put(&format!("key-{next_key}"), &value)?;
+                open[index].db().put(&format!("key-{next_key}"), &value)?;
                 let started = Instant::now();
-                let durable = object.commit()?.expect("a put always commits");
-                *slot = Some((durable, started));
+                let durable = open[index].commit()?.expect("a put always commits");
+                pending[index] = Some((durable, started));
             }
+            commits += collect(&mut pending, &mut samples);
         }
         if running && Instant::now() >= deadline {
             running = false;
@@ -202,11 +211,13 @@ fn closed_loop(
         if pending.iter().all(Option::is_none) {
             break;
         }
-        if !progressed
+        // Block only when no object can commit: every one waits for its record.
+        if (!running || pending.iter().all(Option::is_some))
             && let Some((durable, _)) = pending.iter().flatten().next()
         {
             durable.wait()?;
         }
+        commits += collect(&mut pending, &mut samples);
     }
     for object in open {
         object.close()?;

@@ -1,0 +1,306 @@
+//! Processes a benchmark starts: a guard that stops its child by PID when dropped (SIGTERM, then
+//! SIGKILL), so an error or a panic leaves nothing running, and a server under test that logs to a
+//! file, answers `GET /hello`, and reports its resident memory.
+
+use anyhow::{Context, bail};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a stopped process may take to exit after SIGTERM before it gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(35);
+/// How often waits poll a child's state.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A child process that is stopped when the guard drops.
+pub(crate) struct Guard {
+    name: String,
+    child: Option<Child>,
+}
+
+impl Guard {
+    pub(crate) fn spawn(name: &str, command: &mut Command) -> anyhow::Result<Self> {
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting the {name} ({:?})", command.get_program()))?;
+        Ok(Guard {
+            name: name.to_owned(),
+            child: Some(child),
+        })
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child
+            .as_mut()
+            .expect("the child is only taken by stop")
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    pub(crate) fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child().stdout.take()
+    }
+
+    /// The exit status, if the child has exited.
+    pub(crate) fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        Ok(self.child().try_wait()?)
+    }
+
+    /// Waits up to `limit` for the child to exit by itself.
+    pub(crate) fn wait_timeout(&mut self, limit: Duration) -> anyhow::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited()? {
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGTERM, up to [`STOP_GRACE`] to exit, then SIGKILL. Returns how it exited.
+    pub(crate) fn stop(mut self) -> anyhow::Result<ExitStatus> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> anyhow::Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("the {} was already stopped", self.name);
+        };
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        // std can only send SIGKILL; the graceful signal goes through kill(1), by PID.
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(POLL);
+        }
+        eprintln!(
+            "      the {} (pid {}) ignored SIGTERM for {STOP_GRACE:?}; killing it",
+            self.name,
+            child.id()
+        );
+        child.kill()?;
+        Ok(child.wait()?)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.child.is_some()
+            && let Err(error) = self.stop_inner()
+        {
+            eprintln!("      could not stop the {}: {error:#}", self.name);
+        }
+    }
+}
+
+/// An HTTP server under test on a loopback port, its output in a log file.
+pub(crate) struct Server {
+    guard: Guard,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `command` (which must already listen on `port`) with its output in `log`.
+    pub(crate) fn start(
+        name: &str,
+        command: &mut Command,
+        port: u16,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        Ok(Server {
+            guard: Guard::spawn(name, command)?,
+            port,
+            log: log.to_owned(),
+        })
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    /// Polls `GET /hello` until it answers `ok`; returns how long that took.
+    pub(crate) fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.guard.exited()? {
+                bail!(
+                    "the {} exited before answering ({status}); its log ends:\n{}",
+                    self.guard.name,
+                    self.log_tail()
+                );
+            }
+            if let Ok((200, body)) = http_get(self.port, "/hello") {
+                if body.trim() == "ok" {
+                    return Ok(start.elapsed());
+                }
+                bail!("GET /hello answered {body:?}, not \"ok\"");
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "the {} did not answer GET /hello within {limit:?}; its log ends:\n{}",
+                    self.guard.name,
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Resident memory (VmRSS) of the server process.
+    pub(crate) fn rss_bytes(&self) -> anyhow::Result<u64> {
+        rss_bytes(self.pid())
+    }
+
+    /// Peak resident memory (VmHWM) of the server process.
+    pub(crate) fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        peak_rss_bytes(self.pid())
+    }
+
+    /// Stops the server; fails if it did not exit cleanly.
+    pub(crate) fn stop(self) -> anyhow::Result<()> {
+        let name = self.guard.name.clone();
+        let status = self.guard.stop()?;
+        if !status.success() {
+            bail!(
+                "the {name} exited with {status} after SIGTERM; its log ends:\n{}",
+                tail(&self.log)
+            );
+        }
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        tail(&self.log)
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// A loopback port free at the moment of asking.
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// `VmRSS` (resident memory) of a process, from `/proc/<pid>/status`.
+pub(crate) fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_bytes(pid, "VmRSS")
+}
+
+/// `VmHWM` (peak resident memory) of a process.
+pub(crate) fn peak_rss_bytes(pid: u32) -> anyhow::Result<u64> {
+    status_bytes(pid, "VmHWM")
+}
+
+fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))?;
+    let kib: u64 = value
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("{field} is not a number"))?;
+    Ok(kib * 1024)
+}
+
+/// A one-shot `GET` on a fresh connection: the status code and body.
+pub(crate) fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.take(1 << 20).read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(invalid)?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(invalid)?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Ok((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
+    ))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        let (Some(chunk), Some(after)) = (rest.get(..size), rest.get(size..)) else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        out.push_str(chunk);
+        body = after.trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_our_own_rss() {
+        let rss = rss_bytes(std::process::id()).expect("rss");
+        assert!(rss > 0);
+    }
+
+    #[test]
+    fn dechunks_a_body() {
+        assert_eq!(dechunk("2\r\nok\r\n0\r\n\r\n"), "ok");
+    }
+}
