@@ -640,21 +640,17 @@ impl Inner {
 
     /// Blocks until the journal is durable up to `end` (the checkpointer's and close's wait).
     fn wait_durable(&self, end: Lsn) -> Result<(), Error> {
-        let mut pause = Duration::from_micros(50);
-        while self.journal.durable_lsn() < end {
-            if !self.options.background_threads {
-                // Nobody else drives the journal: the waiter does (single-threaded tests).
+        if !self.options.background_threads {
+            // Nobody else drives the journal: the waiter does (single-threaded tests).
+            while self.journal.durable_lsn() < end {
                 self.journal.flush_once().inspect_err(|_| self.fail())?;
-                continue;
             }
-            if self.journal.is_poisoned() {
-                self.fail();
-                return Err(Error::Failed);
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(2));
+            return Ok(());
         }
-        Ok(())
+        self.journal.wait_durable(end).map_err(|error| {
+            self.fail();
+            Error::Journal(error)
+        })
     }
 
     /// Releases journal segments below the oldest record some open file still needs.
