@@ -5,7 +5,7 @@
 //! The writer is this same test executable, re-run with `BURROW_CRASH_WRITER` set (see
 //! [`writer_process`]), so no extra binary is needed.
 
-use burrow_storage::engine::{Engine, Options};
+use burrow_storage::engine::{Durability, Engine, Options};
 use burrow_storage::fs::OsFs;
 use burrow_storage::sql::Value;
 use rand::rngs::StdRng;
@@ -34,7 +34,16 @@ fn writer_process() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let engine = Engine::open(Arc::new(OsFs), Path::new(&dir), Options::default()).unwrap();
+    let durability = if std::env::var("BURROW_CRASH_RELAXED").is_ok() {
+        Durability::Relaxed
+    } else {
+        Durability::Full
+    };
+    let options = Options {
+        durability,
+        ..Options::default()
+    };
+    let engine = Engine::open(Arc::new(OsFs), Path::new(&dir), options).unwrap();
     let mut objects: Vec<_> = (0..OBJECTS)
         .map(|i| engine.open_object(NAMESPACE, &object_id(i)).unwrap())
         .collect();
@@ -161,6 +170,17 @@ fn acknowledged_commits_survive_kill_9() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
+    kill_9_loop(iterations, false);
+}
+
+/// Relaxed durability skips fsync but must still survive a process crash: the OS keeps what was
+/// written.
+#[test]
+fn relaxed_mode_survives_kill_9() {
+    kill_9_loop(15, true);
+}
+
+fn kill_9_loop(iterations: usize, relaxed: bool) {
     let seed: u64 = std::env::var("BURROW_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -182,6 +202,14 @@ fn acknowledged_commits_survive_kill_9() {
             ])
             .env("BURROW_CRASH_WRITER", dir.path())
             .env("BURROW_CRASH_START", next_seq.to_string())
+            .env(
+                if relaxed {
+                    "BURROW_CRASH_RELAXED"
+                } else {
+                    "BURROW_CRASH_FULL"
+                },
+                "1",
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -217,7 +245,16 @@ fn acknowledged_commits_survive_kill_9() {
         for (index, seq) in acks {
             acked.entry(index).or_default().insert(seq);
         }
-        let engine = Engine::open(Arc::new(OsFs), dir.path(), Options::default()).unwrap();
+        let durability = if relaxed {
+            Durability::Relaxed
+        } else {
+            Durability::Full
+        };
+        let options = Options {
+            durability,
+            ..Options::default()
+        };
+        let engine = Engine::open(Arc::new(OsFs), dir.path(), options).unwrap();
         let mut max_seen = next_seq - 1;
         for index in 0..OBJECTS {
             let seqs = committed_seqs(&engine, index);
@@ -241,7 +278,7 @@ fn acknowledged_commits_survive_kill_9() {
         next_seq = max_seen + 1;
     }
     eprintln!(
-        "kill -9 crash test: {iterations} iterations, {total_acks} acknowledged commits, all present, no partial transaction"
+        "kill -9 crash test (relaxed: {relaxed}): {iterations} iterations, {total_acks} acknowledged commits, all present, no partial transaction"
     );
     assert!(total_acks > 0, "the writer never acknowledged anything");
 }
