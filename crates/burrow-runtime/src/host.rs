@@ -66,6 +66,9 @@ pub(crate) struct ShardHost {
     alarm_generation: Cell<u64>,
     rng: RefCell<SmallRng>,
     pub(crate) stats: HostStats,
+    /// The durability watcher and the sweeper: they loop for the host's lifetime, so
+    /// [`ShardHost::close_all`] aborts them (otherwise shard shutdown waits out its grace period).
+    background: RefCell<Vec<tokio::task::AbortHandle>>,
 }
 
 /// Keeps an object's in-flight count and queued bytes right, however the event ends.
@@ -110,11 +113,12 @@ impl ShardHost {
             alarm_generation: Cell::new(0),
             rng: RefCell::new(SmallRng::seed_from_u64(seed)),
             stats: HostStats::default(),
+            background: RefCell::new(Vec::new()),
         });
         HOST.with(|slot| *slot.borrow_mut() = Some(host.clone()));
-        tokio::task::spawn_local(host.durability.clone().watch());
+        let watcher = tokio::task::spawn_local(host.durability.clone().watch()).abort_handle();
         let weak = Rc::downgrade(&host);
-        tokio::task::spawn_local(async move {
+        let sweeper = tokio::task::spawn_local(async move {
             loop {
                 let Some(host) = weak.upgrade() else { return };
                 let clock = host.runtime.clock.clone();
@@ -124,7 +128,9 @@ impl ShardHost {
                 let Some(host) = weak.upgrade() else { return };
                 host.sweep();
             }
-        });
+        })
+        .abort_handle();
+        *host.background.borrow_mut() = vec![watcher, sweeper];
         host
     }
 
@@ -398,6 +404,9 @@ impl ShardHost {
         }
         for (_, timer) in self.alarms.borrow_mut().drain() {
             timer.task.abort();
+        }
+        for task in self.background.borrow_mut().drain(..) {
+            task.abort();
         }
     }
 
