@@ -1,9 +1,9 @@
 //! The command line: `burrow dev`, `burrow serve`, and the subcommands later issues fill in.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use burrow_sdk::server::{Flags, LogFormat};
+use clap::{Args, Parser, Subcommand};
 
 /// Burrow: a self-hosted platform for Cloudflare-style Workers, Durable Objects, Queues,
 /// Workflows, KV and Cron.
@@ -16,14 +16,6 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub(crate) command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum LogFormat {
-    /// Readable lines.
-    Human,
-    /// One JSON object per line.
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,7 +66,7 @@ pub(crate) struct DevArgs {
     pub(crate) config: Vec<PathBuf>,
 
     #[command(flatten)]
-    pub(crate) common: CommonArgs,
+    pub(crate) common: Flags,
 }
 
 #[derive(Debug, Args)]
@@ -84,31 +76,7 @@ pub(crate) struct ServeArgs {
     pub(crate) config: Vec<PathBuf>,
 
     #[command(flatten)]
-    pub(crate) common: CommonArgs,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct CommonArgs {
-    /// The wrangler environment (`[env.NAME]`) to use.
-    #[arg(short = 'e', long = "env", value_name = "NAME")]
-    pub(crate) environment: Option<String>,
-
-    /// Port of the Worker's HTTP listener [default: 8787, or `dev.port` in `burrow dev`].
-    #[arg(long)]
-    pub(crate) port: Option<u16>,
-
-    /// Address of the Worker's HTTP listener [default: 127.0.0.1, or `dev.ip` in `burrow dev`].
-    #[arg(long)]
-    pub(crate) ip: Option<String>,
-
-    /// Where Burrow keeps its data [default: `[burrow] data_dir`, else DIR/.burrow/state].
-    #[arg(long, value_name = "DIR")]
-    pub(crate) persist_to: Option<PathBuf>,
-
-    /// Address of the admin API listener, IP:PORT [default: `[burrow] admin_address`, else
-    /// 127.0.0.1:8788].
-    #[arg(long, value_name = "IP:PORT")]
-    pub(crate) admin_address: Option<SocketAddr>,
+    pub(crate) common: Flags,
 }
 
 /// How a client subcommand reaches a running server: through its admin API only.

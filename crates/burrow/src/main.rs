@@ -1,9 +1,8 @@
 //! The `burrow` binary: parses the command line, sets up logging, and runs a command. The work
-//! lives in the libraries (`burrow-config`, `burrow-runtime`, `burrow-http`); this crate is glue.
+//! lives in the libraries (`burrow-config`, `burrow-runtime`, `burrow-http`, and the server
+//! start-up in `burrow-sdk`, which Rust apps share); this crate is glue.
 
-mod admin;
 mod cli;
-mod logging;
 mod remote;
 mod server;
 mod start;
@@ -22,11 +21,11 @@ fn main() -> ExitCode {
     let name = cli.command.name();
     let result = match cli.command {
         Command::Dev(args) => {
-            logging::init(cli.log_format);
+            burrow_sdk::server::init_logging(cli.log_format);
             start::dev(args)
         }
         Command::Serve(args) => {
-            logging::init(cli.log_format);
+            burrow_sdk::server::init_logging(cli.log_format);
             start::serve(args)
         }
         Command::Workers(args) => remote::workers(args),

@@ -1,5 +1,5 @@
-//! The admin API's routes that the binary itself answers: `/healthz`, `/metrics`, and the Workers
-//! scripts list. Later features add theirs to the same [`AdminRouter`].
+//! The admin API's routes every server answers: `/healthz`, `/metrics`, and the Workers scripts
+//! list. Later features add theirs to the same [`AdminRouter`].
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -11,10 +11,10 @@ use http::{HeaderValue, Method, header};
 use serde_json::{Value, json};
 
 /// The Workers scripts list path (Cloudflare's "List Workers").
-pub(crate) const SCRIPTS_PATH: &str = "/client/v4/accounts/:account/workers/scripts";
+pub const SCRIPTS_PATH: &str = "/client/v4/accounts/:account/workers/scripts";
 
-/// Every route the binary serves on the admin listener.
-pub(crate) fn router(loaded: &LoadedConfig, ingress: ServerStats) -> AdminRouter {
+/// Every route the server answers on the admin listener.
+pub fn router(loaded: &LoadedConfig, ingress: ServerStats) -> AdminRouter {
     let scripts: Arc<Value> = Arc::new(scripts(loaded, SystemTime::now()));
     let mut router = AdminRouter::new();
     router

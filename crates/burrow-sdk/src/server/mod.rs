@@ -1,0 +1,399 @@
+//! The server, shared by the `burrow` binary and every Rust app: from a loaded configuration and
+//! a [`Guest`] (Durable Object classes and the Worker's handler) to listening, and back down.
+//!
+//! Start-up order ([`Server::start`]): bind both listeners (a busy port fails fast, before
+//! anything is created), create the data directory, apply the `migrations` to the namespaces
+//! file and check that every class the guest brings has a namespace, open the storage engine
+//! (recovering from the journal), start the shards, start the object runtime (which re-arms
+//! stored alarms), then serve the Worker ingress and the admin API.
+//!
+//! Shutdown ([`run`] on SIGTERM or SIGINT, or [`Server::shutdown`]): both listeners stop
+//! accepting at once and let in-flight requests finish for up to the grace period; then the
+//! runtime lets running events finish, closes every object and makes everything durable; then
+//! the shard threads stop. A second signal during the drain stops waiting: in-flight requests
+//! are cut off, but the runtime still closes the storage cleanly.
+
+mod admin;
+mod logging;
+mod options;
+mod summary;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burrow_config::LoadedConfig;
+use burrow_http::{AdminAuth, MakeHandler, ServerHandle, ServerOptions};
+use burrow_runtime::Runtime;
+use burrow_runtime::clock::SystemClock;
+use burrow_runtime::guest::ObjectClass;
+use burrow_runtime::namespace::{Change, Namespaces};
+use burrow_runtime::shard::Shards;
+use burrow_storage::engine::Engine;
+use burrow_storage::fs::OsFs;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
+
+pub use admin::{SCRIPTS_PATH, router as admin_router};
+pub use logging::{LogFormat, init_logging};
+pub use options::{
+    DEFAULT_PORT, Flags, HIBERNATE_AFTER_VARIABLE, Mode, STORAGE_IDLE_AFTER_VARIABLE, ServeOptions,
+};
+pub use summary::log_summary;
+
+/// How long in-flight requests and events may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Why the server did not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration did not load.
+    #[error(transparent)]
+    Config(#[from] burrow_config::Error),
+    /// `--ip` is not an address.
+    #[error("--ip {0}: not an IP address (e.g. 127.0.0.1, 0.0.0.0 or ::1)")]
+    InvalidIp(String),
+    /// A setting from the environment does not parse.
+    #[error("{name}={value:?}: not a whole number of milliseconds")]
+    InvalidVariable {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// An admin listener open to the network without a token.
+    #[error(transparent)]
+    TokenRequired(#[from] burrow_http::admin::TokenRequired),
+    /// The Worker's port is taken or not allowed.
+    #[error(
+        "cannot listen on {address} for the Worker (choose another with --ip/--port): {source}"
+    )]
+    ListenIngress {
+        /// The address.
+        address: SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The admin API's port is taken or not allowed.
+    #[error(
+        "cannot listen on {address} for the admin API (choose another with --admin-address or \
+         [burrow] admin_address): {source}"
+    )]
+    ListenAdmin {
+        /// The address.
+        address: SocketAddr,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The namespaces file or the migrations failed.
+    #[error(transparent)]
+    Namespaces(#[from] burrow_runtime::namespace::Error),
+    /// A class the guest implements has no migration that creates it.
+    #[error(
+        "Durable Object class \"{class}\" has no migration in {}: add one, e.g.\n\n\
+         [[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"{class}\"]",
+        config.display()
+    )]
+    ClassWithoutMigration {
+        /// The class.
+        class: String,
+        /// The configuration file.
+        config: PathBuf,
+    },
+    /// The guest's own set-up failed (a Rust app's bindings, for example).
+    #[error("{0}")]
+    Guest(String),
+    /// The storage engine did not open.
+    #[error("cannot open the storage in {}: {source}", path.display())]
+    Storage {
+        /// The data directory.
+        path: PathBuf,
+        /// Why.
+        source: burrow_storage::engine::Error,
+    },
+    /// The shard threads did not start.
+    #[error("cannot start the shard threads: {0}")]
+    Shards(std::io::Error),
+    /// The object runtime did not start or stop cleanly.
+    #[error(transparent)]
+    Runtime(#[from] burrow_runtime::runtime::Error),
+    /// The Worker's listener did not start.
+    #[error("cannot start the Worker ingress: {0}")]
+    Ingress(std::io::Error),
+    /// The admin listener did not start.
+    #[error("cannot start the admin API: {0}")]
+    Admin(#[from] burrow_http::admin::ServeError),
+    /// Signal handlers or the control thread's runtime could not be set up.
+    #[error("cannot set up signal handling: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Builds the ingress handler once the runtime is up.
+pub type MakeWorker = Box<dyn FnOnce(&Runtime) -> Result<Arc<dyn MakeHandler>, Error> + Send>;
+
+/// What runs in the server: Durable Object classes by class name, and the Worker's handler,
+/// built once the runtime is up (so that it can hold the runtime's namespaces).
+pub struct Guest {
+    /// `(class name, class)` for every class the guest implements.
+    pub classes: Vec<(String, Arc<dyn ObjectClass>)>,
+    /// Builds the ingress handler.
+    pub worker: MakeWorker,
+}
+
+/// A running server. Stop it with [`Server::shutdown`].
+pub struct Server {
+    shards: Shards,
+    runtime: Runtime,
+    ingress: ServerHandle,
+    admin: ServerHandle,
+}
+
+impl Server {
+    /// Starts everything, in the order the module documentation gives, and logs where the
+    /// listeners are ("Worker ingress listening", "admin API listening").
+    pub async fn start(
+        loaded: &LoadedConfig,
+        options: &ServeOptions,
+        guest: Guest,
+    ) -> Result<Server, Error> {
+        // Bind before starting anything, so that a busy port fails fast and plainly.
+        let ingress_listener =
+            TcpListener::bind(options.listen).map_err(|source| Error::ListenIngress {
+                address: options.listen,
+                source,
+            })?;
+        let admin_listener =
+            TcpListener::bind(options.admin_address).map_err(|source| Error::ListenAdmin {
+                address: options.admin_address,
+                source,
+            })?;
+        std::fs::create_dir_all(&options.data_dir).map_err(|source| Error::DataDir {
+            path: options.data_dir.clone(),
+            source,
+        })?;
+
+        let primary = &loaded.primary;
+        let mut namespaces = Namespaces::open(&options.data_dir)?;
+        let applied =
+            namespaces.apply_config(&primary.config.migrations, &primary.config.durable_objects)?;
+        log_migrations(&applied.changes);
+        for (class, _) in &guest.classes {
+            if namespaces.namespace(class).is_none() {
+                return Err(Error::ClassWithoutMigration {
+                    class: class.clone(),
+                    config: primary.file.clone(),
+                });
+            }
+        }
+
+        let engine = Engine::open(Arc::new(OsFs), &options.data_dir, options.engine.clone())
+            .map_err(|source| Error::Storage {
+                path: options.data_dir.clone(),
+                source,
+            })?;
+        let shards = match Shards::start(options.shards) {
+            Ok(shards) => shards,
+            Err(error) => {
+                let _ = engine.shutdown();
+                return Err(Error::Shards(error));
+            }
+        };
+        let runtime = match Runtime::start(
+            shards.clone(),
+            engine,
+            &namespaces,
+            guest.classes,
+            Arc::new(SystemClock),
+            options.runtime.clone(),
+        )
+        .await
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                shards.shutdown(Duration::ZERO);
+                return Err(error.into());
+            }
+        };
+        let listeners = serve_listeners(
+            loaded,
+            options,
+            guest.worker,
+            &runtime,
+            ingress_listener,
+            admin_listener,
+        );
+        match listeners {
+            Ok((ingress, admin)) => {
+                info!(
+                    url = %format!("http://{}", ingress.local_addr()),
+                    worker = %primary.name(),
+                    "Worker ingress listening"
+                );
+                info!(
+                    url = %format!("http://{}", admin.local_addr()),
+                    "admin API listening"
+                );
+                Ok(Server {
+                    shards,
+                    runtime,
+                    ingress,
+                    admin,
+                })
+            }
+            Err(error) => {
+                if let Err(error) = runtime.shutdown(Duration::ZERO).await {
+                    warn!(%error, "the object runtime did not stop cleanly");
+                }
+                shards.shutdown(Duration::ZERO);
+                Err(error)
+            }
+        }
+    }
+
+    /// The Worker ingress's address (useful with port 0).
+    pub fn ingress_address(&self) -> SocketAddr {
+        self.ingress.local_addr()
+    }
+
+    /// The admin API's address.
+    pub fn admin_address(&self) -> SocketAddr {
+        self.admin.local_addr()
+    }
+
+    /// The object runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Stops gracefully: in-flight requests and events get up to `grace` to finish, then
+    /// everything is made durable and the threads stop.
+    pub async fn shutdown(self, grace: Duration) -> Result<(), Error> {
+        let Server {
+            shards,
+            runtime,
+            ingress,
+            admin,
+        } = self;
+        let deadline = Instant::now() + grace;
+        drain(ingress, admin, grace).await;
+        stop(
+            shards,
+            runtime,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully (see the module
+/// documentation) and returns. Blocks the calling thread.
+pub fn run(loaded: LoadedConfig, options: ServeOptions, guest: Guest) -> Result<(), Error> {
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Signals)?;
+    control.block_on(async {
+        // Signal handlers first: a signal that arrives while the server starts must not kill
+        // the process with the default action.
+        let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signals)?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+        let server = Server::start(&loaded, &options, guest).await?;
+
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        info!(
+            signal = name,
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "shutting down: finishing in-flight requests"
+        );
+        let Server {
+            shards,
+            runtime,
+            ingress,
+            admin,
+        } = server;
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut grace_left = true;
+        tokio::select! {
+            () = drain(ingress, admin, SHUTDOWN_GRACE) => {}
+            _ = terminate.recv() => grace_left = false,
+            _ = interrupt.recv() => grace_left = false,
+        }
+        let grace = if grace_left {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            warn!("second signal: stopping without waiting");
+            Duration::ZERO
+        };
+        stop(shards, runtime, grace).await?;
+        info!("stopped");
+        Ok(())
+    })
+}
+
+fn serve_listeners(
+    loaded: &LoadedConfig,
+    options: &ServeOptions,
+    worker: MakeWorker,
+    runtime: &Runtime,
+    ingress_listener: TcpListener,
+    admin_listener: TcpListener,
+) -> Result<(ServerHandle, ServerHandle), Error> {
+    let handler = worker(runtime)?;
+    let shards = runtime.shards();
+    let ingress =
+        burrow_http::serve_ingress(ingress_listener, shards, handler, ServerOptions::ingress())
+            .map_err(Error::Ingress)?;
+    let router = admin::router(loaded, ingress.stats());
+    let auth = AdminAuth::new(options.api_tokens.iter().cloned());
+    let admin =
+        burrow_http::serve_admin(admin_listener, shards, router, auth, ServerOptions::admin())?;
+    Ok((ingress, admin))
+}
+
+/// Stops both listeners and waits, up to `grace`, for their in-flight requests.
+async fn drain(ingress: ServerHandle, admin: ServerHandle, grace: Duration) {
+    let (ingress, admin) = tokio::join!(ingress.shutdown(grace), admin.shutdown(grace));
+    let abandoned = ingress.abandoned_connections + admin.abandoned_connections;
+    if abandoned > 0 {
+        warn!(
+            connections = abandoned,
+            "closed connections with requests in flight"
+        );
+    }
+}
+
+/// Lets running events finish (up to `grace`), makes everything durable, stops the shards.
+async fn stop(shards: Shards, runtime: Runtime, grace: Duration) -> Result<(), Error> {
+    let result = runtime.shutdown(grace).await;
+    drop(runtime);
+    shards.shutdown(grace);
+    Ok(result?)
+}
+
+fn log_migrations(changes: &[Change]) {
+    for change in changes {
+        match change {
+            Change::Created {
+                tag, class_name, ..
+            } => info!(migration = %tag, "created Durable Object class {class_name}"),
+            Change::Renamed { tag, from, to, .. } => {
+                info!(migration = %tag, "renamed Durable Object class {from} to {to}")
+            }
+            Change::Deleted {
+                tag, class_name, ..
+            } => info!(migration = %tag, "deleted Durable Object class {class_name}"),
+        }
+    }
+}
