@@ -87,7 +87,7 @@ pub fn encode_result<R: Return>(result: R) -> Result<Bytes, ObjectError> {
 ///
 /// The methods themselves are ordinary `async fn`s in an `impl` block of the class, with the
 /// signatures declared here. Each returns `Result<T, E>` (usually [`crate::Result<T>`]); its
-/// arguments and `T` are serialized as JSON (see [`crate::rpc`]).
+/// arguments and `T` are serialized as JSON (see [the wire format](mod@crate::rpc)).
 ///
 /// ```
 /// use std::cell::Cell;
