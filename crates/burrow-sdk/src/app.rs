@@ -19,6 +19,7 @@ use burrow_runtime::guest::ObjectClass;
 use clap::{CommandFactory, FromArgMatches};
 use tracing::{debug, warn};
 
+use crate::cron::ScheduledController;
 use crate::env::{Binding, Env};
 use crate::error::{Error, Result};
 use crate::fetch::{Request, Response};
@@ -47,6 +48,7 @@ pub const DEFAULT_CONFIG: &str = "wrangler.toml";
 pub struct App {
     classes: Vec<Registration>,
     worker: Option<MakeWorker>,
+    scheduled: Option<crate::cron::MakeScheduled>,
     default_config: PathBuf,
 }
 
@@ -71,6 +73,7 @@ impl App {
         App {
             classes: Vec::new(),
             worker: None,
+            scheduled: None,
             default_config: PathBuf::from(DEFAULT_CONFIG),
         }
     }
@@ -105,6 +108,17 @@ impl App {
                 env,
             }) as Arc<dyn MakeHandler>
         }));
+        self
+    }
+
+    /// The Worker's `scheduled` handler: runs on the `triggers.crons` of `wrangler.toml` (and on
+    /// the local trigger endpoints of `burrow dev`). An `Err` is logged as a failed run.
+    pub fn scheduled<F, Fut>(mut self, handler: F) -> App
+    where
+        F: Fn(ScheduledController, Env) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + 'static,
+    {
+        self.scheduled = Some(crate::cron::make_scheduled(handler));
         self
     }
 
@@ -245,6 +259,8 @@ impl App {
                 );
             }
         }
+        let scheduled = self.scheduled.map(|make| make(env.clone()));
+        let kv_namespaces = primary.config.kv_namespaces.clone();
         let make_worker = self.worker.unwrap_or_else(|| {
             Box::new(|env| {
                 Arc::new(Worker {
@@ -271,6 +287,9 @@ impl App {
                 );
             }
             env.set_bindings(resolved);
+            let _ = env
+                .kv_bindings()
+                .set(crate::kv::bindings(runtime, &kv_namespaces));
             Ok(make_worker(env))
         });
         Ok(Guest {
@@ -279,6 +298,7 @@ impl App {
                 .map(|(name, (_, _, class))| (name, class))
                 .collect(),
             worker,
+            scheduled,
         })
     }
 }

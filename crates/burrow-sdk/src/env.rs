@@ -28,6 +28,8 @@ struct EnvInner {
     secrets: BTreeMap<String, String>,
     /// Durable Object bindings; filled once the runtime has started.
     bindings: OnceLock<HashMap<String, Binding>>,
+    /// KV namespace bindings (`crate::kv`); filled once the runtime has started.
+    kv: OnceLock<crate::kv::Bindings>,
 }
 
 /// One Durable Object binding: the runtime's namespace and the Rust type that implements it.
@@ -48,6 +50,7 @@ impl Env {
                 values,
                 secrets,
                 bindings: OnceLock::new(),
+                kv: OnceLock::new(),
             }),
         }
     }
@@ -55,6 +58,11 @@ impl Env {
     /// Installs the Durable Object bindings (once, after the runtime started).
     pub(crate) fn set_bindings(&self, bindings: HashMap<String, Binding>) {
         let _ = self.inner.bindings.set(bindings);
+    }
+
+    /// The KV namespace bindings (see `crate::kv`).
+    pub(crate) fn kv_bindings(&self) -> &OnceLock<crate::kv::Bindings> {
+        &self.inner.kv
     }
 
     /// The namespace behind Durable Object binding `binding`, whose class is implemented by `T`.

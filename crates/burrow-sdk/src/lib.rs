@@ -75,15 +75,18 @@
 //! graceful shutdown); the `burrow` binary runs JavaScript projects through the same code.
 
 mod app;
+mod cron;
 mod env;
 mod error;
 pub mod fetch;
+pub mod kv;
 mod object;
 pub mod rpc;
 pub mod server;
 pub mod storage;
 
 pub use app::{App, DEFAULT_CONFIG};
+pub use cron::ScheduledController;
 pub use env::{Env, Namespace, Stub};
 pub use error::{Error, Result};
 pub use fetch::{Body, Request, Response};

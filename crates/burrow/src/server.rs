@@ -20,6 +20,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
         // JavaScript classes arrive with the JavaScript runtime; their migrations already apply.
         classes: Vec::new(),
         worker: Box::new(move |_runtime| Ok(handler)),
+        scheduled: None,
     };
     server::run(loaded, options, guest)?;
     Ok(())

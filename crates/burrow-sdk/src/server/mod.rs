@@ -30,6 +30,7 @@ use burrow_runtime::clock::SystemClock;
 use burrow_runtime::guest::ObjectClass;
 use burrow_runtime::namespace::{Change, Namespaces};
 use burrow_runtime::shard::Shards;
+use burrow_services::cron::Scheduler;
 use burrow_storage::engine::Engine;
 use burrow_storage::fs::OsFs;
 use tokio::signal::unix::{SignalKind, signal};
@@ -147,12 +148,15 @@ pub struct Guest {
     pub classes: Vec<(String, Arc<dyn ObjectClass>)>,
     /// Builds the ingress handler.
     pub worker: MakeWorker,
+    /// The Worker's `scheduled` handler, run on `triggers.crons` (see `crate::cron`).
+    pub scheduled: Option<Arc<dyn burrow_services::cron::ScheduledHandler>>,
 }
 
 /// A running server. Stop it with [`Server::shutdown`].
 pub struct Server {
     shards: Shards,
     runtime: Runtime,
+    scheduler: Scheduler,
     ingress: ServerHandle,
     admin: ServerHandle,
 }
@@ -207,11 +211,14 @@ impl Server {
                 return Err(Error::Shards(error));
             }
         };
+        // The services' system classes run beside the guest's (they need no migration).
+        let mut classes = guest.classes;
+        classes.push(crate::kv::class());
         let runtime = match Runtime::start(
             shards.clone(),
             engine,
             &namespaces,
-            guest.classes,
+            classes,
             Arc::new(SystemClock),
             options.runtime.clone(),
         )
@@ -223,16 +230,24 @@ impl Server {
                 return Err(error.into());
             }
         };
-        let listeners = serve_listeners(
-            loaded,
-            options,
-            guest.worker,
-            &runtime,
-            ingress_listener,
-            admin_listener,
-        );
+        let listeners =
+            crate::cron::start(loaded, &shards, guest.scheduled).and_then(|scheduler| {
+                let listeners = serve_listeners(
+                    loaded,
+                    options,
+                    guest.worker,
+                    &runtime,
+                    &scheduler,
+                    ingress_listener,
+                    admin_listener,
+                );
+                if listeners.is_err() {
+                    scheduler.stop();
+                }
+                listeners.map(|(ingress, admin)| (scheduler, ingress, admin))
+            });
         match listeners {
-            Ok((ingress, admin)) => {
+            Ok((scheduler, ingress, admin)) => {
                 info!(
                     url = %format!("http://{}", ingress.local_addr()),
                     worker = %primary.name(),
@@ -245,6 +260,7 @@ impl Server {
                 Ok(Server {
                     shards,
                     runtime,
+                    scheduler,
                     ingress,
                     admin,
                 })
@@ -280,9 +296,11 @@ impl Server {
         let Server {
             shards,
             runtime,
+            scheduler,
             ingress,
             admin,
         } = self;
+        scheduler.stop();
         let deadline = Instant::now() + grace;
         drain(ingress, admin, grace).await;
         stop(
@@ -320,9 +338,11 @@ pub fn run(loaded: LoadedConfig, options: ServeOptions, guest: Guest) -> Result<
         let Server {
             shards,
             runtime,
+            scheduler,
             ingress,
             admin,
         } = server;
+        scheduler.stop();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let mut grace_left = true;
         tokio::select! {
@@ -347,15 +367,20 @@ fn serve_listeners(
     options: &ServeOptions,
     worker: MakeWorker,
     runtime: &Runtime,
+    scheduler: &Scheduler,
     ingress_listener: TcpListener,
     admin_listener: TcpListener,
 ) -> Result<(ServerHandle, ServerHandle), Error> {
-    let handler = worker(runtime)?;
+    let mut handler = worker(runtime)?;
+    if options.mode == Mode::Dev {
+        handler = crate::cron::with_trigger_endpoints(handler, scheduler.clone());
+    }
     let shards = runtime.shards();
     let ingress =
         burrow_http::serve_ingress(ingress_listener, shards, handler, ServerOptions::ingress())
             .map_err(Error::Ingress)?;
-    let router = admin::router(loaded, ingress.stats());
+    let mut router = admin::router(loaded, ingress.stats());
+    crate::kv::admin_routes(&mut router, loaded, runtime);
     let auth = AdminAuth::new(options.api_tokens.iter().cloned());
     let admin =
         burrow_http::serve_admin(admin_listener, shards, router, auth, ServerOptions::admin())?;
