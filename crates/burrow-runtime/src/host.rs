@@ -66,6 +66,8 @@ pub(crate) struct ShardHost {
     alarm_generation: Cell<u64>,
     rng: RefCell<SmallRng>,
     pub(crate) stats: HostStats,
+    /// Objects on this shard whose storage is open.
+    pub(crate) open_storage: Cell<usize>,
     /// The durability watcher and the sweeper: they loop for the host's lifetime, so
     /// [`ShardHost::close_all`] aborts them (otherwise shard shutdown waits out its grace period).
     background: RefCell<Vec<tokio::task::AbortHandle>>,
@@ -113,6 +115,7 @@ impl ShardHost {
             alarm_generation: Cell::new(0),
             rng: RefCell::new(SmallRng::seed_from_u64(seed)),
             stats: HostStats::default(),
+            open_storage: Cell::new(0),
             background: RefCell::new(Vec::new()),
         });
         HOST.with(|slot| *slot.borrow_mut() = Some(host.clone()));
@@ -381,11 +384,50 @@ impl ShardHost {
         }
         for cell in to_close {
             cell.instance.borrow_mut().take();
-            if let Some(storage) = cell.storage.borrow_mut().take()
-                && let Err(error) = storage.close()
-            {
+            self.close_storage(&cell);
+            self.stats.evictions.set(self.stats.evictions.get() + 1);
+            self.cells.borrow_mut().remove(&cell.key);
+        }
+    }
+
+    /// Closes one object's storage (non-blocking: the engine checkpoints it in the background).
+    pub(crate) fn close_storage(&self, cell: &ObjectCell) {
+        if let Some(storage) = cell.storage.borrow_mut().take() {
+            self.open_storage
+                .set(self.open_storage.get().saturating_sub(1));
+            if let Err(error) = storage.close() {
                 tracing::error!(object = %cell.key.id, %error, "closing object storage failed");
             }
+        }
+    }
+
+    /// This shard's share of the node's cap on open object databases.
+    pub(crate) fn storage_budget(&self) -> usize {
+        let shards = self.runtime.shards.count().max(1);
+        (self.runtime.engine.max_open_objects() / shards).max(1)
+    }
+
+    /// Closes the storage of the least recently used idle objects on this shard (a tenth of the
+    /// open ones, at least one), when the node's cap on open databases is reached.
+    pub(crate) fn close_idle_storage(&self) {
+        let mut idle: Vec<Rc<ObjectCell>> = self
+            .cells
+            .borrow()
+            .values()
+            .filter(|cell| {
+                cell.is_idle()
+                    && cell
+                        .storage
+                        .try_borrow()
+                        .is_ok_and(|storage| storage.is_some())
+            })
+            .cloned()
+            .collect();
+        idle.sort_by_key(|cell| cell.last_used_ms.get());
+        let count = (idle.len() / 10).max(1);
+        for cell in idle.into_iter().take(count) {
+            cell.instance.borrow_mut().take();
+            self.close_storage(&cell);
             self.stats.evictions.set(self.stats.evictions.get() + 1);
             self.cells.borrow_mut().remove(&cell.key);
         }
@@ -396,11 +438,7 @@ impl ShardHost {
         let cells: Vec<Rc<ObjectCell>> = self.cells.borrow_mut().drain().map(|(_, c)| c).collect();
         for cell in cells {
             cell.instance.borrow_mut().take();
-            if let Some(storage) = cell.storage.borrow_mut().take()
-                && let Err(error) = storage.close()
-            {
-                tracing::error!(object = %cell.key.id, %error, "closing object storage failed");
-            }
+            self.close_storage(&cell);
         }
         for (_, timer) in self.alarms.borrow_mut().drain() {
             timer.task.abort();

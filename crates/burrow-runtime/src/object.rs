@@ -103,11 +103,25 @@ impl ObjectCell {
         let mut storage = self.storage.borrow_mut();
         if storage.is_none() {
             let host = self.host();
-            let opened = host
-                .runtime
-                .engine
-                .open_object(&self.key.namespace.to_string(), &self.key.id.to_string())
-                .map_err(|e| ObjectError::internal(format!("cannot open object storage: {e}")))?;
+            let namespace = self.key.namespace.to_string();
+            let id = self.key.id.to_string();
+            let engine = &host.runtime.engine;
+            // Stay within this shard's share of the node's open databases, so the node's cap is
+            // rarely hit by a shard that has nothing idle to give back.
+            if host.open_storage.get() >= host.storage_budget() {
+                host.close_idle_storage();
+            }
+            let opened = match engine.open_object(&namespace, &id) {
+                // The node's cap on open databases: close the least recently used idle objects'
+                // storage on this shard and try once more.
+                Err(burrow_storage::engine::Error::TooManyOpenObjects { .. }) => {
+                    host.close_idle_storage();
+                    engine.open_object(&namespace, &id)
+                }
+                other => other,
+            }
+            .map_err(|e| ObjectError::internal(format!("cannot open object storage: {e}")))?;
+            host.open_storage.set(host.open_storage.get() + 1);
             *storage = Some(opened);
         }
         let object = storage.as_mut().expect("opened above");

@@ -667,3 +667,32 @@ fn one_seed_reproduces_the_same_event_order_and_outcome() {
     );
     assert_ne!(first, seeded_run(12), "another seed runs differently");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_objects_than_the_open_database_cap_all_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = Arc::new(Probe::default());
+    let node = start_node(
+        Arc::new(OsFs),
+        dir.path(),
+        Arc::new(SystemClock),
+        probe,
+        EngineOptions {
+            max_open_objects: 8,
+            ..EngineOptions::default()
+        },
+        Options::default(),
+        2,
+    )
+    .await;
+    let counter = node.runtime.namespace("Counter").unwrap();
+    for round in 1..=2 {
+        for i in 0..60 {
+            let stub = counter.get_by_name(&format!("many-{i}"));
+            let n = text(stub.fetch(get("/increment")).await.unwrap());
+            assert_eq!(n, round.to_string(), "object {i}");
+        }
+    }
+    assert!(node.runtime.engine().open_objects() <= 8);
+    node.stop().await;
+}

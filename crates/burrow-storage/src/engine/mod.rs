@@ -319,6 +319,11 @@ impl Engine {
         self.inner.checkpoint_all(false)
     }
 
+    /// The cap on open object databases ([`Options::max_open_objects`]).
+    pub fn max_open_objects(&self) -> usize {
+        self.inner.options.max_open_objects
+    }
+
     /// How many object databases are open.
     pub fn open_objects(&self) -> usize {
         self.inner.lock_registry().files.len().saturating_sub(1)
