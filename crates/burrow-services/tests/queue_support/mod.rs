@@ -29,7 +29,13 @@ impl Node {
         options: Options,
         shard_count: usize,
     ) -> Node {
-        let engine = Engine::open(fs, &dir.join("storage"), EngineOptions::default()).unwrap();
+        // The data directory exists before the node starts, durably (as on a real install).
+        let root = dir.join("storage");
+        fs.create_dir_all(&root).unwrap();
+        for ancestor in root.ancestors() {
+            let _ = fs.sync_dir(ancestor);
+        }
+        let engine = Engine::open(fs, &root, EngineOptions::default()).unwrap();
         let namespaces = Namespaces::open(dir).unwrap();
         let shards = Shards::start(shard_count).unwrap();
         let runtime = Runtime::start(
