@@ -29,6 +29,10 @@ use tokio::net::TcpStream;
 const MAX_SAMPLES_PER_CONNECTION: usize = 1 << 20;
 /// Pause before reconnecting after a failed connection attempt.
 const RECONNECT_DELAY: Duration = Duration::from_millis(20);
+/// Pause before the first resend of a failed request; it doubles with each further one.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// The longest pause between resends.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// How long a request may run past the end of the measurement before it counts as failed.
 const REQUEST_GRACE: Duration = Duration::from_secs(10);
 /// How long the parent waits for a load process beyond its planned run time.
@@ -56,6 +60,11 @@ pub(crate) struct Args {
     /// Request every value of the URL's range exactly once instead of random ones.
     #[arg(long)]
     pub(crate) each: bool,
+    /// With `--each`: send a failed request again, up to this many times, after 50 ms, doubling
+    /// up to 1 s (every failure still counts as an error), so that each value is reached despite
+    /// transient errors.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub(crate) retries: u32,
     /// Seed for the random choice of values.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
@@ -71,6 +80,7 @@ impl Args {
             duration_ms: duration.as_millis() as u64,
             warmup_ms: 0,
             each: false,
+            retries: 0,
             seed: 1,
         }
     }
@@ -81,9 +91,10 @@ impl Args {
         self
     }
 
-    /// Requests every value of the range once.
-    pub(crate) fn each(mut self) -> Self {
+    /// Requests every value of the range once, resending a failed request up to `retries` times.
+    pub(crate) fn each(mut self, retries: u32) -> Self {
         self.each = true;
+        self.retries = retries;
         self
     }
 
@@ -96,6 +107,7 @@ impl Args {
             format!("--duration-ms={}", self.duration_ms),
             format!("--warmup-ms={}", self.warmup_ms),
             format!("--seed={}", self.seed),
+            format!("--retries={}", self.retries),
         ];
         if self.each {
             line.push("--each".to_owned());
@@ -312,6 +324,7 @@ struct Plan {
     target: Target,
     method: Method,
     each: bool,
+    retries: u32,
     /// With `each`: the index of the next value to request.
     next: AtomicU64,
     warmup_end: Instant,
@@ -342,6 +355,7 @@ async fn drive(args: Args, target: Target, method: Method) -> anyhow::Result<Rep
         target,
         method,
         each: args.each,
+        retries: args.retries,
         next: AtomicU64::new(0),
         warmup_end,
         deadline: warmup_end + Duration::from_millis(args.duration_ms),
@@ -400,6 +414,8 @@ async fn connection_loop(plan: Arc<Plan>, seed: u64) -> Tally {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut tally = Tally::default();
     let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
+    // With `each`: a value whose request failed, and how many times it has.
+    let mut retry: Option<(Option<u64>, u32)> = None;
     while Instant::now() < plan.deadline {
         let connection = match &mut sender {
             Some(connection) => connection,
@@ -417,16 +433,20 @@ async fn connection_loop(plan: Arc<Plan>, seed: u64) -> Tally {
                 }
             }
         };
-        let value = if plan.each {
+        let (value, failures) = if let Some(retry) = retry.take() {
+            retry
+        } else if plan.each {
             let index = plan.next.fetch_add(1, Ordering::Relaxed);
             if index >= plan.target.len() {
                 break;
             }
-            plan.target.range.map(|(low, _)| low + index)
+            (plan.target.range.map(|(low, _)| low + index), 0)
         } else {
-            plan.target
+            let value = plan
+                .target
                 .range
-                .map(|(low, high)| rng.random_range(low..=high))
+                .map(|(low, high)| rng.random_range(low..=high));
+            (value, 0)
         };
         let request = match Request::builder()
             .method(plan.method.clone())
@@ -457,10 +477,11 @@ async fn connection_loop(plan: Arc<Plan>, seed: u64) -> Tally {
                         tally.samples.push(started.elapsed());
                     }
                 }
+                continue;
             }
             Ok(Ok((_, status, body))) => {
-                let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-                tally.error(format!("HTTP {status}: {body}"));
+                let body = String::from_utf8_lossy(&body[..body.len().min(200)]);
+                tally.error(format!("HTTP {status}: {}", body.trim_end()));
             }
             Ok(Err(error)) => {
                 tally.error(format!("request: {error}"));
@@ -470,6 +491,11 @@ async fn connection_loop(plan: Arc<Plan>, seed: u64) -> Tally {
                 tally.error("no response before the deadline");
                 break;
             }
+        }
+        if plan.each && failures < plan.retries {
+            retry = Some((value, failures + 1));
+            let delay = FIRST_RETRY_DELAY.saturating_mul(1 << failures.min(16));
+            tokio::time::sleep(delay.min(MAX_RETRY_DELAY)).await;
         }
     }
     tally

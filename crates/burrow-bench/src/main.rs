@@ -44,6 +44,9 @@ enum Bench {
         /// A prebuilt bench_app executable (default: build it with cargo).
         #[arg(long, value_name = "PATH")]
         app: Option<PathBuf>,
+        /// Print the figures even when over 1 % of a measured phase's requests fail (diagnosis).
+        #[arg(long)]
+        allow_errors: bool,
     },
     /// The HTTP load generator the other benchmarks start as a separate process.
     Load(load::Args),
@@ -56,10 +59,12 @@ fn main() -> anyhow::Result<()> {
             quick,
             vs_workerd,
             app,
+            allow_errors,
         } => objects::run(objects::Options {
             quick,
             vs_workerd,
             app,
+            allow_errors,
         }),
         Bench::Load(args) => load::main(args),
     }

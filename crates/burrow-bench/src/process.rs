@@ -178,6 +178,14 @@ impl Server {
         rss_bytes(self.pid())
     }
 
+    /// File descriptors the server process holds.
+    pub(crate) fn open_fds(&self) -> anyhow::Result<usize> {
+        let pid = self.pid();
+        Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .with_context(|| format!("listing /proc/{pid}/fd"))?
+            .count())
+    }
+
     /// Peak resident memory (VmHWM) of the server process.
     pub(crate) fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
         peak_rss_bytes(self.pid())
