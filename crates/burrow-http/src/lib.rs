@@ -2,6 +2,9 @@
 //! the admin API both use it), the streaming [`Body`], the admin API's router, Cloudflare-shaped
 //! envelope and bearer-token auth, and [`AdminClient`], the CLI's way in.
 //!
+//! [`websocket`] holds server-side WebSockets: the handshake, the upgrade from the ingress and
+//! the driver of an upgraded connection.
+//!
 //! It knows nothing about Workers, objects or storage: the binary gives it a [`MakeHandler`] for
 //! the ingress and an [`AdminRouter`] for the admin API.
 
@@ -9,6 +12,7 @@ pub mod admin;
 mod body;
 mod client;
 mod server;
+pub mod websocket;
 
 pub use admin::{
     AdminAuth, AdminRequest, AdminResult, AdminRouter, ApiError, Envelope, serve_admin,

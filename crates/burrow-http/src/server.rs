@@ -19,6 +19,11 @@
 //!   fails inside the handler (with [`crate::BodyError::TooLarge`]) and the response is replaced
 //!   by the same 413. The request head must arrive within
 //!   [`ServerOptions::header_read_timeout`], so idle half-open clients cannot pin descriptors.
+//! - Upgrades: a request that says `Upgrade: websocket` carries a
+//!   [`websocket::Upgrade`](crate::websocket::Upgrade) in its extensions, which a handler on any
+//!   shard may accept (see [`crate::websocket`]). Open WebSockets are capped separately, by
+//!   [`ServerOptions::max_websockets`]; an upgraded connection stops counting against
+//!   `max_connections` once hyper lets go of it, so descriptors stay bounded by the sum of the two.
 //! - Shutdown ([`ServerHandle::shutdown`]): the listener closes at once, every connection
 //!   finishes its in-flight request and then closes (keep-alive ends), and after the grace period
 //!   whatever is still open is dropped.
@@ -43,6 +48,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::body::{Body, LimitedBody};
+use crate::websocket::{self, Slots};
 
 /// A boxed future that need not be `Send`: what shard-local code returns.
 pub type LocalBoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
@@ -106,6 +112,8 @@ pub struct ServerOptions {
     pub max_request_body_bytes: u64,
     /// How long a client may take to send a request head.
     pub header_read_timeout: Duration,
+    /// Open WebSockets at once; more upgrades are answered 503.
+    pub max_websockets: usize,
 }
 
 impl ServerOptions {
@@ -115,6 +123,10 @@ impl ServerOptions {
     /// hold here, leaving the rest to object databases (`max_open_objects` × 3 = 12,288 by
     /// default), the journal and the admin listener.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
+    /// The ingress's default WebSocket cap: what the 20,000 descriptors leave after HTTP
+    /// connections (4,096), object databases (12,288) and a margin for the journal, listeners and
+    /// the process's own files. Raise it together with lowering those when sockets matter more.
+    pub const DEFAULT_MAX_WEBSOCKETS: usize = 3_000;
 
     /// The Worker ingress's defaults.
     pub fn ingress() -> Self {
@@ -123,6 +135,7 @@ impl ServerOptions {
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             max_request_body_bytes: Self::DEFAULT_MAX_REQUEST_BODY_BYTES,
             header_read_timeout: Duration::from_secs(30),
+            max_websockets: Self::DEFAULT_MAX_WEBSOCKETS,
         }
     }
 
@@ -131,6 +144,7 @@ impl ServerOptions {
         ServerOptions {
             name: "admin",
             max_connections: 256,
+            max_websockets: 0,
             ..Self::ingress()
         }
     }
@@ -171,12 +185,18 @@ struct Accepted {
 #[derive(Debug, Clone)]
 pub struct ServerStats {
     connections: watch::Receiver<usize>,
+    websockets: Arc<Slots>,
 }
 
 impl ServerStats {
     /// Connections open now.
     pub fn active_connections(&self) -> usize {
         *self.connections.borrow()
+    }
+
+    /// WebSockets accepted and not yet closed (not counted in [`Self::active_connections`]).
+    pub fn active_websockets(&self) -> usize {
+        self.websockets.open()
     }
 }
 
@@ -195,6 +215,7 @@ pub struct ServerHandle {
     local_addr: SocketAddr,
     phase: watch::Sender<Phase>,
     connections: Arc<watch::Sender<usize>>,
+    websockets: Arc<Slots>,
     accept_done: Option<oneshot::Receiver<()>>,
     accept_thread: Option<JoinHandle<()>>,
 }
@@ -209,6 +230,7 @@ impl ServerHandle {
     pub fn stats(&self) -> ServerStats {
         ServerStats {
             connections: self.connections.subscribe(),
+            websockets: Arc::clone(&self.websockets),
         }
     }
 
@@ -266,6 +288,7 @@ pub fn serve(
     let options = Arc::new(options);
     let (phase, phase_receiver) = watch::channel(Phase::Running);
     let connections = Arc::new(watch::channel(0_usize).0);
+    let websockets = Slots::new(options.max_websockets);
 
     let mut queues = Vec::with_capacity(shards.count());
     for shard in 0..shards.count() {
@@ -273,9 +296,10 @@ pub fn serve(
         let make = Arc::clone(&make);
         let options = Arc::clone(&options);
         let phase = phase_receiver.clone();
+        let websockets = Arc::clone(&websockets);
         shards
             .spawn(shard, move || {
-                shard_server(shard, receiver, make, options, phase)
+                shard_server(shard, receiver, make, options, phase, websockets)
             })
             .map_err(std::io::Error::other)?;
         queues.push(sender);
@@ -312,6 +336,7 @@ pub fn serve(
         local_addr,
         phase,
         connections,
+        websockets,
         accept_done: Some(accept_done),
         accept_thread: Some(accept_thread),
     })
@@ -450,6 +475,7 @@ async fn shard_server(
     make: Arc<dyn MakeHandler>,
     options: Arc<ServerOptions>,
     phase: watch::Receiver<Phase>,
+    websockets: Arc<Slots>,
 ) {
     let handler = make.make(shard);
     while let Some(accepted) = receiver.recv().await {
@@ -458,6 +484,7 @@ async fn shard_server(
             Rc::clone(&handler),
             Arc::clone(&options),
             phase.clone(),
+            Arc::clone(&websockets),
         ));
     }
 }
@@ -467,6 +494,7 @@ async fn serve_connection(
     handler: Rc<dyn Handler>,
     options: Arc<ServerOptions>,
     mut phase: watch::Receiver<Phase>,
+    websockets: Arc<Slots>,
 ) {
     let Accepted {
         stream,
@@ -485,13 +513,19 @@ async fn serve_connection(
         handler,
         peer,
         max_request_body_bytes: options.max_request_body_bytes,
+        websockets,
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
         .keep_alive(true);
-    let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    // With upgrades, the connection future ends once hyper hands an upgraded connection over.
+    let mut connection = pin!(
+        builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+    );
     if *phase.borrow_and_update() != Phase::Running {
         // Accepted just before shutdown: answer what is in flight, keep nothing alive.
         connection.as_mut().graceful_shutdown();
@@ -522,6 +556,7 @@ struct ConnectionService {
     handler: Rc<dyn Handler>,
     peer: SocketAddr,
     max_request_body_bytes: u64,
+    websockets: Arc<Slots>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnectionService {
@@ -529,7 +564,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Error = Infallible;
     type Future = LocalBoxFuture<'static, Result<Response<Body>, Infallible>>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         let limit = self.max_request_body_bytes;
         let declared = request
             .headers()
@@ -540,8 +575,17 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
             return Box::pin(async move { Ok(payload_too_large(limit)) });
         }
         let exceeded = Arc::new(AtomicBool::new(false));
+        let upgrade = websocket::is_upgrade_request(request.headers()).then(|| {
+            websocket::Upgrade::new(
+                hyper::upgrade::on(&mut request),
+                Arc::clone(&self.websockets),
+            )
+        });
         let (mut parts, incoming) = request.into_parts();
         parts.extensions.insert(PeerAddr(self.peer));
+        if let Some(upgrade) = upgrade {
+            parts.extensions.insert(upgrade);
+        }
         let body = Body::new(LimitedBody::new(incoming, limit, Arc::clone(&exceeded)));
         let response = self.handler.call(Request::from_parts(parts, body));
         Box::pin(async move {
