@@ -68,7 +68,7 @@ pub(crate) fn run(quick: bool, dir: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 /// Overwrites one 4 KiB block and fdatasyncs it, `rounds` times.
-fn fsync_latency(dir: &Path, rounds: usize) -> anyhow::Result<Samples> {
+pub(crate) fn fsync_latency(dir: &Path, rounds: usize) -> anyhow::Result<Samples> {
     let path = dir.join("fsync-probe");
     let file = OpenOptions::new()
         .create(true)

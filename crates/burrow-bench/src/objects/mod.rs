@@ -91,7 +91,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     // Declared after the directories, so dropped (joined) before they are removed.
     let mut cleanup = Cleanup::default();
     let mut progress = Progress::new(started, if options.vs_workerd { 5 } else { 4 });
-    machine_note();
+    machine_note(disk.path())?;
     let measured = if options.allow_errors {
         Errors::Report
     } else {
@@ -104,22 +104,57 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
         None => app::build(&root)?,
     };
     eprintln!("      {}", app.display());
+    let workerd = if options.vs_workerd {
+        progress.step(&format!(
+            "workerd@{}: installing (cached)",
+            workerd::VERSION
+        ));
+        let binary = workerd::install()?;
+        eprintln!("      {}", binary.display());
+        Some(binary)
+    } else {
+        None
+    };
 
     progress.step(&format!(
-        "bench_app with Cloudflare's idle times, data in {}: throughput",
+        "throughput: bench_app with Cloudflare's idle times{}, data in {}",
+        if workerd.is_some() {
+            ", and workerd, taking turns"
+        } else {
+            ""
+        },
         disk.path().display()
     ));
     let data = disk.path().join("throughput-data");
     let log = disk.path().join("throughput.log");
-    let server = app::start(&app, &root, &data, &log, Idle::Cloudflare)?;
-    let burrow = throughput(&server, &plan, measured)?;
-    app::stop(server)?;
-    // Deleting object files is slow on this disk and the next phases do not use it.
+    let burrow = app::start(&app, &root, &data, &log, Idle::Cloudflare)?;
+    let reference = match &workerd {
+        Some(binary) => Some(start_workerd(binary, &root, disk.path())?),
+        None => None,
+    };
+    let mut servers = vec![("Burrow", &burrow, measured)];
+    if let Some(reference) = &reference {
+        servers.push(("workerd", reference, Errors::Report));
+    }
+    let mut rates = throughput(&servers, &plan)?.into_iter();
+    drop(servers);
+    let burrow_rates = rates.next().expect("one result per server");
+    let workerd_rates = rates.next();
+    app::stop(burrow)?;
+    if let Some(reference) = reference {
+        eprintln!(
+            "      workerd peak RSS {} MiB",
+            reference.peak_rss_bytes().unwrap_or(0) >> 20
+        );
+        reference.stop()?;
+        cleanup.remove_in_background(disk.path().join("workerd-data"));
+    }
+    // Deleting object files is slow on this disk, and the next phases do not use it.
     cleanup.remove_in_background(data);
 
     progress.step(&format!(
-        "bench_app with short idle times (hibernate after {:?}, close storage after {:?}), data \
-         in {}: memory of hibernated objects",
+        "memory: bench_app with short idle times (hibernate after {:?}, close storage after \
+         {:?}), data in {}",
         hibernation::HIBERNATE_AFTER,
         hibernation::STORAGE_IDLE_AFTER,
         memory.path().display()
@@ -140,44 +175,33 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     let wake = hibernation::wake(&server, plan.wake_samples, measured)?;
     app::stop(server)?;
     std::fs::remove_dir_all(&data)?;
-    let mut reference =
+    let mut sqlite =
         hibernation::sqlite_open_read(&memory.path().join("sqlite-reference"), plan.sqlite_files)?;
-    let sqlite_open_read_p99_us = reference.percentile(99.0);
+    let sqlite_open_read_p99_us = sqlite.percentile(99.0);
     eprintln!(
-        "      open a SQLite file and read one row ({} files): p50 {} µs, p99 {sqlite_open_read_p99_us} µs",
+        "      open a SQLite file and read one row ({} files): p50 {} µs, p99 \
+         {sqlite_open_read_p99_us} µs",
         plan.sqlite_files,
-        reference.percentile(50.0),
+        sqlite.percentile(50.0),
     );
 
-    let failed = [&burrow.hello, &burrow.hot, &burrow.spread, &wake]
-        .into_iter()
-        .filter(|report| failing(report))
-        .count();
     let mut line = format!(
         "RESULT objects hello_rps={:.0} hot_counter_rps={:.0} spread_counter_rps={:.0} \
          wake_p99_us={} hibernated_object_bytes={} sqlite_open_read_p99_us={}",
-        burrow.hello.rps,
-        burrow.hot.rps,
-        burrow.spread.rps,
+        burrow_rates.hello.rps,
+        burrow_rates.hot.rps,
+        burrow_rates.spread.rps,
         wake.p99_us,
         hibernated_object_bytes,
         sqlite_open_read_p99_us
     );
-
-    if options.vs_workerd {
-        progress.step(&format!(
-            "workerd@{} with the same loads, data in {}",
-            workerd::VERSION,
-            disk.path().display()
-        ));
-        // workerd's rates depend on the disk: let the deletions finish first.
-        cleanup.wait();
-        let reference = workerd_throughput(&root, disk.path(), &plan)?;
-        let hot = burrow.hot.rps / reference.hot.rps.max(1e-9);
-        let spread = burrow.spread.rps / reference.spread.rps.max(1e-9);
+    if let Some(reference) = &workerd_rates {
+        let ratio = |ours: &Report, theirs: &Report| ours.rps / theirs.rps.max(1e-9);
+        let hot = ratio(&burrow_rates.hot, &reference.hot);
+        let spread = ratio(&burrow_rates.spread, &reference.spread);
         eprintln!(
             "      Burrow/workerd: hello {:.2}x, hot counter {hot:.2}x, spread counter {spread:.2}x",
-            burrow.hello.rps / reference.hello.rps.max(1e-9)
+            ratio(&burrow_rates.hello, &reference.hello)
         );
         line.push_str(&format!(
             " hot_counter_ratio_vs_workerd={hot:.2} spread_counter_ratio_vs_workerd={spread:.2}"
@@ -188,6 +212,15 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     cleanup.wait();
     disk.close()?;
     memory.close()?;
+    let failed = [
+        &burrow_rates.hello,
+        &burrow_rates.hot,
+        &burrow_rates.spread,
+        &wake,
+    ]
+    .into_iter()
+    .filter(|report| failing(report))
+    .count();
     if failed > 0 {
         eprintln!(
             "WARNING: {failed} measured phase(s) failed more than {:.0} % of their requests \
@@ -200,47 +233,59 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// workerd serving bench/workerd with its objects under `scratch`: the same throughput phases.
-fn workerd_throughput(root: &Path, scratch: &Path, plan: &Plan) -> anyhow::Result<Throughput> {
-    let binary = workerd::install()?;
+/// workerd serving bench/workerd, its objects in `scratch/workerd-data`.
+fn start_workerd(binary: &Path, root: &Path, scratch: &Path) -> anyhow::Result<Server> {
     let storage = scratch.join("workerd-data");
     std::fs::create_dir_all(&storage)?;
     let port = free_port()?;
-    let mut command = workerd::command(&binary, root, port, &storage);
+    let mut command = workerd::command(binary, root, port, &storage);
     let mut server = Server::start("workerd", &mut command, port, &scratch.join("workerd.log"))?;
     let took = server.wait_ready(app::READY_LIMIT)?;
     eprintln!(
         "      workerd (pid {}) answers on 127.0.0.1:{port} after {took:.1?}",
         server.pid()
     );
-    let reference = throughput(&server, plan, Errors::Report)?;
-    eprintln!(
-        "      workerd peak RSS {} MiB",
-        server.peak_rss_bytes().unwrap_or(0) >> 20
-    );
-    server.stop()?;
-    Ok(reference)
+    Ok(server)
 }
 
-/// hello, hot counter and spread counter, each for the plan's phase after a warm-up.
-fn throughput(server: &Server, plan: &Plan, errors: Errors) -> anyhow::Result<Throughput> {
-    let args = |path: &str, method: &str| {
-        Args::new(server.url(path), method, CONNECTIONS, plan.phase).warmup(plan.warmup)
-    };
+/// hello, hot counter and spread counter, each for the plan's phase after a warm-up. With more
+/// than one server, they take turns at each load, so that a change in the machine's other work
+/// falls on all of them alike.
+fn throughput(servers: &[(&str, &Server, Errors)], plan: &Plan) -> anyhow::Result<Vec<Throughput>> {
     let spread = format!("/do/counter?name=obj{{0..{}}}", SPREAD_OBJECTS - 1);
-    Ok(Throughput {
-        hello: phase("hello (GET /hello)", args("/hello", "GET"), errors)?,
-        hot: phase(
+    let loads = [
+        ("hello (GET /hello)", "/hello", "GET"),
+        (
             "hot counter (POST /do/counter?name=hot)",
-            args("/do/counter?name=hot", "POST"),
-            errors,
-        )?,
-        spread: phase(
+            "/do/counter?name=hot",
+            "POST",
+        ),
+        (
             "spread counter (POST /do/counter?name=obj<0..9999>)",
-            args(&spread, "POST"),
-            errors,
-        )?,
-    })
+            spread.as_str(),
+            "POST",
+        ),
+    ];
+    let mut reports: Vec<Vec<Report>> = servers.iter().map(|_| Vec::new()).collect();
+    for (name, path, method) in loads {
+        for ((server_name, server, errors), reports) in servers.iter().zip(&mut reports) {
+            let args =
+                Args::new(server.url(path), method, CONNECTIONS, plan.phase).warmup(plan.warmup);
+            reports.push(phase(&format!("{server_name}: {name}"), args, *errors)?);
+        }
+    }
+    Ok(reports
+        .into_iter()
+        .map(|reports| {
+            let mut reports = reports.into_iter();
+            let mut next = || reports.next().expect("one report per load");
+            Throughput {
+                hello: next(),
+                hot: next(),
+                spread: next(),
+            }
+        })
+        .collect())
 }
 
 /// What failed requests do to a phase.
@@ -335,10 +380,17 @@ impl Progress {
     }
 }
 
-/// Cores and load average: other work on the machine makes every figure noisy.
-fn machine_note() {
+/// Cores, load average and fsync latency: other work on the machine makes every figure noisy,
+/// and the counter rates follow the disk's fsync.
+fn machine_note(disk: &Path) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().next().unwrap_or("?");
-    eprintln!("      {cores} cores, load average {load} before the run");
+    let mut fsync = crate::storage::fsync_latency(disk, 200)?;
+    eprintln!(
+        "      {cores} cores, load average {load}, fsync of 4 KiB p50 {} µs p99 {} µs, before the run",
+        fsync.percentile(50.0),
+        fsync.percentile(99.0)
+    );
+    Ok(())
 }
