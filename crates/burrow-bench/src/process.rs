@@ -1,18 +1,99 @@
 //! Processes a benchmark starts: a guard that stops its child by PID when dropped (SIGTERM, then
 //! SIGKILL), so an error or a panic leaves nothing running, and a server under test that logs to a
-//! file, answers `GET /hello`, and reports its resident memory.
+//! file, answers `GET /hello`, and reports its resident memory. An interrupt (SIGINT, SIGTERM)
+//! skips destructors, so [`clean_up_on_interrupt`] keeps its own list of children and temporary
+//! directories.
 
 use anyhow::{Context, bail};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a stopped process may take to exit after SIGTERM before it gets SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(35);
 /// How often waits poll a child's state.
 const POLL: Duration = Duration::from_millis(20);
+
+/// What an interrupt must clean up.
+struct Live {
+    pids: Vec<u32>,
+    dirs: Vec<PathBuf>,
+}
+
+static LIVE: Mutex<Live> = Mutex::new(Live {
+    pids: Vec::new(),
+    dirs: Vec::new(),
+});
+
+fn live() -> MutexGuard<'static, Live> {
+    // A panic while holding the lock leaves the lists intact: they are plain vectors.
+    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// On SIGINT or SIGTERM: stop every running child (SIGTERM, up to [`STOP_GRACE`]), remove every
+/// registered directory, and exit with status 130.
+pub(crate) fn clean_up_on_interrupt() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    // Registered here, before any child starts, so no signal is missed.
+    let mut interrupt = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    })?;
+    let mut terminate = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    })?;
+    std::thread::Builder::new()
+        .name("interrupt".to_owned())
+        .spawn(move || {
+            let signal = runtime.block_on(async {
+                tokio::select! {
+                    _ = interrupt.recv() => "SIGINT",
+                    _ = terminate.recv() => "SIGTERM",
+                }
+            });
+            eprintln!("{signal}: stopping child processes and removing temporary directories");
+            let live = live();
+            for pid in &live.pids {
+                send_term(*pid);
+            }
+            let deadline = Instant::now() + STOP_GRACE;
+            while Instant::now() < deadline && live.pids.iter().any(|pid| running(*pid)) {
+                std::thread::sleep(POLL);
+            }
+            for dir in &live.dirs {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            std::process::exit(130);
+        })?;
+    Ok(())
+}
+
+/// Registers a temporary directory for removal on an interrupt.
+pub(crate) fn remove_on_interrupt(dir: &Path) {
+    live().dirs.push(dir.to_owned());
+}
+
+/// Whether a process exists and has not exited (a zombie has).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// SIGTERM by PID. std can only send SIGKILL; the graceful signal goes through kill(1).
+fn send_term(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
 
 /// A child process that is stopped when the guard drops.
 pub(crate) struct Guard {
@@ -22,9 +103,11 @@ pub(crate) struct Guard {
 
 impl Guard {
     pub(crate) fn spawn(name: &str, command: &mut Command) -> anyhow::Result<Self> {
+        let mut live = live();
         let child = command
             .spawn()
             .with_context(|| format!("starting the {name} ({:?})", command.get_program()))?;
+        live.pids.push(child.id());
         Ok(Guard {
             name: name.to_owned(),
             child: Some(child),
@@ -73,15 +156,16 @@ impl Guard {
         let Some(mut child) = self.child.take() else {
             bail!("the {} was already stopped", self.name);
         };
+        let status = Self::terminate(&self.name, &mut child);
+        live().pids.retain(|pid| *pid != child.id());
+        status
+    }
+
+    fn terminate(name: &str, child: &mut Child) -> anyhow::Result<ExitStatus> {
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        // std can only send SIGKILL; the graceful signal goes through kill(1), by PID.
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        send_term(child.id());
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait()? {
@@ -90,8 +174,7 @@ impl Guard {
             std::thread::sleep(POLL);
         }
         eprintln!(
-            "      the {} (pid {}) ignored SIGTERM for {STOP_GRACE:?}; killing it",
-            self.name,
+            "      the {name} (pid {}) ignored SIGTERM for {STOP_GRACE:?}; killing it",
             child.id()
         );
         child.kill()?;

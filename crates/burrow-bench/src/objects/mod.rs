@@ -86,8 +86,11 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
     let started = Instant::now();
     let plan = Plan::new(options.quick);
     let root = app::workspace_root();
+    crate::process::clean_up_on_interrupt()?;
     let disk = crate::scratch_dir(None)?;
+    crate::process::remove_on_interrupt(disk.path());
     let memory = hibernation::scratch_dir()?;
+    crate::process::remove_on_interrupt(memory.path());
     // Declared after the directories, so dropped (joined) before they are removed.
     let mut cleanup = Cleanup::default();
     let mut progress = Progress::new(started, if options.vs_workerd { 5 } else { 4 });
