@@ -7,3 +7,4 @@
 pub mod cron;
 pub mod kv;
 pub mod queues;
+pub mod workflows;
