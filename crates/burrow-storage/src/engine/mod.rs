@@ -567,15 +567,31 @@ impl Inner {
                 files.push(snapshot.write()?);
             }
             self.fs.sync_files(&files)?;
+            // Every directory from each new file up to the root, each synced once however many
+            // new files share it (thousands of new objects share a few hundred directories).
             let mut dirs = std::collections::BTreeSet::new();
             for (shared, _, new_file) in &taken {
                 if *new_file {
                     let path = self.root.join(&shared.rel_path);
-                    dirs.insert(path.parent().unwrap_or(&self.root).to_path_buf());
+                    let mut dir = path.parent();
+                    while let Some(current) = dir {
+                        if !dirs.insert(current.to_path_buf()) || current == self.root {
+                            break;
+                        }
+                        dir = current.parent();
+                    }
+                }
+            }
+            if !dirs.is_empty() {
+                dirs.insert(self.root.clone());
+                if let Some(parent) = self.root.parent()
+                    && !parent.as_os_str().is_empty()
+                {
+                    dirs.insert(parent.to_path_buf());
                 }
             }
             for dir in dirs {
-                sync_dir_chain(self.fs.as_ref(), &self.root, &dir)?;
+                self.fs.sync_dir(&dir)?;
             }
             Ok::<_, Error>(())
         })();
@@ -605,6 +621,7 @@ impl Inner {
 
     /// Drops closed files that have nothing left to checkpoint from the registry.
     fn forget_clean_closed(&self, batch: &[Arc<Shared>]) {
+        let mut forgotten = 0;
         let mut registry = self.lock_registry();
         for shared in batch {
             let state = shared.lock();
@@ -616,8 +633,14 @@ impl Inner {
                     .is_some_and(|current| Arc::ptr_eq(current, shared))
                 {
                     registry.files.remove(&shared.rel_path);
+                    forgotten += 1;
                 }
             }
+        }
+        drop(registry);
+        // Many closed databases freed their caches: give that memory back to the system.
+        if forgotten >= RELEASE_MEMORY_AFTER_CLOSES {
+            crate::memory::release_free_memory();
         }
     }
 
@@ -672,6 +695,9 @@ impl Inner {
         Ok(())
     }
 }
+
+/// How many closed databases leaving at once make it worth returning free memory to the system.
+const RELEASE_MEMORY_AFTER_CLOSES: usize = 64;
 
 /// Most files checkpointed together (one `sync_files` call each batch).
 const CHECKPOINT_BATCH: usize = 4096;
