@@ -151,6 +151,9 @@ pub(crate) struct Inner {
     alarms: Mutex<alarms::AlarmIndex>,
     failed: AtomicBool,
     recovery: RecoveryStats,
+    /// Closed databases left the registry since memory was last returned to the system.
+    closes_since_trim: std::sync::atomic::AtomicUsize,
+    last_trim: Mutex<Option<std::time::Instant>>,
     threads: Mutex<Threads>,
     checkpoint_wake: (Mutex<bool>, Condvar),
 }
@@ -235,6 +238,8 @@ impl Engine {
             alarms: Mutex::new(alarm_index),
             failed: AtomicBool::new(false),
             recovery,
+            closes_since_trim: std::sync::atomic::AtomicUsize::new(0),
+            last_trim: Mutex::new(None),
             threads: Mutex::new(Threads::default()),
             checkpoint_wake: (Mutex::new(false), Condvar::new()),
             options,
@@ -638,8 +643,26 @@ impl Inner {
             }
         }
         drop(registry);
-        // Many closed databases freed their caches: give that memory back to the system.
-        if forgotten >= RELEASE_MEMORY_AFTER_CLOSES {
+        if forgotten > 0 {
+            self.closes_since_trim
+                .fetch_add(forgotten, Ordering::Relaxed);
+            self.maybe_release_memory();
+        }
+    }
+
+    /// Returns freed memory to the system once enough databases have closed. `malloc_trim` holds
+    /// the allocator's locks for a moment, so it runs at most every [`RELEASE_MEMORY_INTERVAL`].
+    fn maybe_release_memory(&self) {
+        let closes = self.closes_since_trim.load(Ordering::Relaxed);
+        if closes == 0 {
+            return;
+        }
+        let mut last = self.last_trim.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= RELEASE_MEMORY_INTERVAL);
+        if due && (closes >= RELEASE_MEMORY_AFTER_CLOSES || last.is_some()) {
+            *last = Some(std::time::Instant::now());
+            self.closes_since_trim.store(0, Ordering::Relaxed);
+            drop(last);
             crate::memory::release_free_memory();
         }
     }
@@ -696,8 +719,10 @@ impl Inner {
     }
 }
 
-/// How many closed databases leaving at once make it worth returning free memory to the system.
+/// How many closed databases make it worth returning free memory to the system.
 const RELEASE_MEMORY_AFTER_CLOSES: usize = 64;
+/// Least time between two returns of free memory to the system.
+const RELEASE_MEMORY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Most files checkpointed together (one `sync_files` call each batch).
 const CHECKPOINT_BATCH: usize = 4096;
@@ -708,6 +733,7 @@ fn checkpoint_loop(inner: Weak<Inner>) {
         if inner.lock_threads().stop {
             return;
         }
+        inner.maybe_release_memory();
         if inner.checkpoint_due()
             && let Err(error) = inner.checkpoint_all(false)
         {
