@@ -2,6 +2,7 @@
 //!
 //! Every benchmark ends with one `RESULT <name> key=value ...` line; scripts parse that line.
 
+mod kv;
 mod load;
 mod objects;
 mod process;
@@ -48,6 +49,16 @@ enum Bench {
         #[arg(long)]
         allow_errors: bool,
     },
+    /// Workers KV (GET|PUT through a Worker's binding, wrk) vs redis-server with appendfsync
+    /// always (redis-benchmark): 64 connections, 100-byte values, 10,000 keys.
+    Kv {
+        /// A short run (under 60 s).
+        #[arg(long)]
+        quick: bool,
+        /// A prebuilt kv_bench executable (default: build it with cargo).
+        #[arg(long, value_name = "PATH")]
+        app: Option<PathBuf>,
+    },
     /// The HTTP load generator the other benchmarks start as a separate process.
     Load(load::Args),
 }
@@ -66,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             app,
             allow_errors,
         }),
+        Bench::Kv { quick, app } => kv::run(kv::Options { quick, app }),
         Bench::Load(args) => load::main(args),
     }
 }
