@@ -22,9 +22,6 @@ pub(super) const HIBERNATE_AFTER: Duration = Duration::from_millis(500);
 pub(super) const STORAGE_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Objects whose memory is measured after they hibernate.
 const HIBERNATED_OBJECTS: u64 = 20_000;
-/// Objects written (and hibernated) before the memory baseline, so that one-time growth (caches,
-/// allocator arenas, shard tables) is not charged to the measured objects.
-const WARM_OBJECTS: u64 = 1_000;
 /// The runtime's default sweep interval: idle objects hibernate and close at most this late.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest wait for idle objects to close their storage.
@@ -32,6 +29,12 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 /// File descriptors beyond the idle server's that still count as "every object closed" (the
 /// journal may have opened another segment, a connection may linger).
 const SETTLE_SLACK_FDS: usize = 8;
+/// After the objects closed, RSS counts as settled once it has not fallen by more than
+/// [`RSS_STEADY_FRACTION`] for [`RSS_STEADY_FOR`], or after [`RSS_STEADY_LIMIT`] (the runtime may
+/// hand freed memory back to the system a little later).
+const RSS_STEADY_FOR: Duration = Duration::from_secs(1);
+const RSS_STEADY_FRACTION: f64 = 0.01;
+const RSS_STEADY_LIMIT: Duration = Duration::from_secs(5);
 /// Resends of a failed write, which every object must take: backing off from 50 ms to 1 s, they
 /// span about 5 s, longer than an idle object keeps its storage open.
 const WRITE_RETRIES: u32 = 8;
@@ -47,15 +50,18 @@ pub(super) fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
 
 /// RSS growth per object: [`HIBERNATED_OBJECTS`] objects each take one write (`POST
 /// /do/counter`), then hibernate and close their storage. Their names are `rss0`, `rss1`, ...
+///
+/// The baseline is the server as it started, so one-time growth (allocator arenas, caches,
+/// tables) is charged to the objects too: the figure is an upper bound. A baseline taken after a
+/// warm-up set of objects proved worse: the runtime returns freed memory to the system lazily,
+/// so such a baseline could hold the warm-up's memory and the figure go negative.
 pub(super) fn object_bytes(server: &Server) -> anyhow::Result<i64> {
     let idle_fds = server.open_fds()?;
-    write_each(server, "warm", WARM_OBJECTS)?;
-    settle(server, idle_fds)?;
     let before = server.rss_bytes()?;
     write_each(server, "rss", HIBERNATED_OBJECTS)?;
     let written = server.rss_bytes()?;
     settle(server, idle_fds)?;
-    let after = server.rss_bytes()?;
+    let after = steady_rss(server)?;
     let per_object = (after as i64 - before as i64) / HIBERNATED_OBJECTS as i64;
     eprintln!(
         "      RSS {} KiB before, {} KiB after the writes, {} KiB once they hibernated: \
@@ -117,6 +123,24 @@ fn settle(server: &Server, idle_fds: usize) -> anyhow::Result<()> {
             );
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The server's RSS once it stops falling.
+fn steady_rss(server: &Server) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let mut reference = server.rss_bytes()?;
+    let mut since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let rss = server.rss_bytes()?;
+        if (rss as f64) < reference as f64 * (1.0 - RSS_STEADY_FRACTION) {
+            reference = rss;
+            since = Instant::now();
+        }
+        if since.elapsed() >= RSS_STEADY_FOR || started.elapsed() >= RSS_STEADY_LIMIT {
+            return Ok(rss.min(reference));
+        }
     }
 }
 
