@@ -26,8 +26,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// The Workers a running server has loaded.
     Workers(WorkersArgs),
-    /// Workers KV namespaces and keys (not yet available).
-    Kv(Unavailable),
+    /// Workers KV namespaces and keys, like wrangler's `kv` commands.
+    Kv(crate::kv::KvArgs),
     /// Queues: send, pull, ack (not yet available).
     Queues(Unavailable),
     /// Workflow instances (not yet available).

@@ -3,6 +3,7 @@
 //! start-up in `burrow-sdk`, which Rust apps share); this crate is glue.
 
 mod cli;
+mod kv;
 mod remote;
 mod server;
 mod start;
@@ -29,8 +30,8 @@ fn main() -> ExitCode {
             start::serve(args)
         }
         Command::Workers(args) => remote::workers(args),
-        Command::Kv(_)
-        | Command::Queues(_)
+        Command::Kv(args) => kv::run(args),
+        Command::Queues(_)
         | Command::Workflows(_)
         | Command::Objects(_)
         | Command::Sql(_) => {

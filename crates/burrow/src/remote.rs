@@ -47,6 +47,20 @@ impl Remote {
         Ok(self.runtime.block_on(self.client.get(&path))?)
     }
 
+    /// Any call under the account, answered raw (KV values are not in an envelope).
+    pub(crate) fn raw(
+        &self,
+        method: http::Method,
+        rest: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> anyhow::Result<burrow_http::RawResponse> {
+        let path = self.account_path(rest);
+        let body = body.map(|(content_type, bytes)| (content_type, bytes.into()));
+        Ok(self
+            .runtime
+            .block_on(self.client.send(method, &path, body))?)
+    }
+
     /// Prints `envelope` as JSON when `--json` was given; otherwise runs `table`.
     pub(crate) fn print(&self, envelope: &Envelope, table: impl FnOnce(&Value)) {
         if self.json {
