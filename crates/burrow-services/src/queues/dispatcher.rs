@@ -2,9 +2,9 @@
 //! runs the handler on them, never more than `max_concurrency` at once.
 //!
 //! # Protocol
-//! 1. On start, every partition releases the push leases of the previous run (no dispatcher
-//!    survives a restart, so those batches were never settled) and hands over the messages it
-//!    held for the dead-letter queue.
+//! 1. On start, every partition forgets push leases of an earlier dispatcher (they live in the
+//!    object's memory, so a restart already dropped them) and hands over the messages it held
+//!    for the dead-letter queue.
 //! 2. While fewer than `max_concurrency` batches run, the dispatcher asks partitions in turn for a
 //!    batch. A partition answers with one only when `max_batch_size` messages are visible or the
 //!    oldest visible one has waited `max_batch_timeout`; otherwise it says when to ask again.
@@ -15,9 +15,9 @@
 //!    one `settle` RPC acks and retries them durably. Messages retried on their last attempt come
 //!    back held, and move to the dead-letter queue ([`super::state::hand_over`]).
 //!
-//! A crash anywhere leaves each message stored and either visible, leased (released at the next
-//! start, or visible again when the lease runs out) or held: every acknowledged send is delivered
-//! at least once.
+//! A crash anywhere leaves each message stored and either visible (a push lease does not survive
+//! the process), pull-leased (visible again when the lease runs out) or held: every acknowledged
+//! send is delivered at least once.
 
 use super::consumer::{BatchMetadata, MessageBatch, Outcome, QueueHandler};
 use super::limits::CONSUMER_WALL_TIME_MS;

@@ -27,6 +27,7 @@
 mod consumer;
 mod dispatcher;
 mod error;
+mod leases;
 mod limits;
 mod message;
 mod metrics;

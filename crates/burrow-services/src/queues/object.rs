@@ -3,11 +3,14 @@
 //!
 //! # Storage
 //! One row per message in `messages`: the serialized body and content type, id and timestamp,
-//! `attempts` (deliveries so far), `visible_at` (when it may be leased), `state` and `lease`.
-//! The index on `visible_at` makes "the oldest visible messages" a range scan; a leased message
-//! simply gets `visible_at` = the lease's expiry, so an expired lease is visible again with no
-//! sweep. Messages held for the dead-letter queue get `visible_at` = `i64::MAX`. Counters that
-//! must survive restarts (acked, retried, dead-lettered, dropped, expired) live in `stats`.
+//! `attempts`, `visible_at` (when it may be leased), `state` and `lease`. The index on
+//! `visible_at` makes "the oldest visible messages" a range scan. Push leases live in memory
+//! ([`super::leases`]): leasing a push batch writes nothing, and `attempts` counts the deliveries
+//! that ended in a retry. A pull lease is written down (the client may outlive this process): the
+//! row gets `state` 2, the lease token, `visible_at` = the lease's expiry and `attempts` + 1, so
+//! an expired pull lease is visible again with no sweep. Messages held for the dead-letter queue
+//! get `visible_at` = `i64::MAX`. Counters that must survive restarts (acked, retried,
+//! dead-lettered, dropped, expired) live in `stats`.
 //!
 //! # Why a send is durable when acknowledged, and nothing partial is stored
 //! Each RPC runs synchronously in one turn of the object, so all its writes commit as one unit,
@@ -20,6 +23,7 @@
 //! The object's alarm fires at the oldest message's timestamp plus the retention period and
 //! deletes what is older; a queue nobody consumes still sheds its expired messages.
 
+use super::leases::PushLeases;
 use super::message::{Body, ContentType};
 use super::protocol::{
     Bounds, EnqueueRequest, EnqueueResponse, ForgetRequest, LeaseKind, LeaseRequest, LeaseResponse,
@@ -39,6 +43,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use tokio::sync::Notify;
 
 /// The system class name of queue partitions.
 pub const CLASS_NAME: &str = "__burrow_queue";
@@ -68,22 +73,25 @@ CREATE TABLE IF NOT EXISTS stats(
 );
 INSERT OR IGNORE INTO stats(id) VALUES (1);";
 
-/// `state` values.
+/// `state` values: ready (or push-leased: those leases live in memory), pull-leased, held for
+/// the dead-letter queue.
 const READY: i64 = 0;
+const PULL_LEASED: i64 = 2;
 const HELD: i64 = 3;
 /// `visible_at` of a message held for the dead-letter queue: never visible.
 const NEVER: i64 = i64::MAX;
 
-const INSERT: &str = "INSERT INTO messages(id, body, content_type, timestamp_ms, attempts, prior_attempts, visible_at, state, lease) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, 0, NULL)";
-const VISIBLE_TIMES: &str =
-    "SELECT visible_at FROM messages WHERE visible_at <= ?1 ORDER BY visible_at LIMIT ?2";
+const INSERT: &str = "INSERT INTO messages(seq, id, body, content_type, timestamp_ms, attempts, prior_attempts, visible_at, state, lease) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 0, NULL)";
+/// Visible rows after the push cursor `(?2, ?3)` (see [`super::leases`]).
+const VISIBLE_TIMES: &str = "SELECT visible_at FROM messages WHERE visible_at <= ?1 AND (visible_at, seq) > (?2, ?3) ORDER BY visible_at, seq LIMIT ?4";
 const NEXT_VISIBLE: &str = "SELECT visible_at FROM messages WHERE visible_at > ?1 AND visible_at < ?2 ORDER BY visible_at LIMIT 1";
-const LEASE: &str = "UPDATE messages SET state = ?1, lease = ?2, visible_at = ?3, attempts = attempts + 1 WHERE seq IN (SELECT seq FROM messages WHERE visible_at <= ?4 ORDER BY visible_at LIMIT ?5) RETURNING seq, id, body, content_type, timestamp_ms, attempts, prior_attempts";
-const ACK: &str =
-    "DELETE FROM messages WHERE seq = ?1 AND lease = ?2 AND state IN (1, 2) RETURNING length(body)";
-const RETRY: &str = "UPDATE messages SET state = 0, lease = NULL, visible_at = ?1 WHERE seq = ?2 AND lease = ?3 AND state IN (1, 2) AND attempts < ?4 RETURNING seq";
-const IS_LEASED: &str =
-    "SELECT seq FROM messages WHERE seq = ?1 AND lease = ?2 AND state IN (1, 2)";
+const PUSH_LEASE: &str = "SELECT seq, id, body, content_type, timestamp_ms, attempts, prior_attempts, visible_at FROM messages WHERE visible_at <= ?1 AND (visible_at, seq) > (?2, ?3) ORDER BY visible_at, seq LIMIT ?4";
+const PULL_LEASE: &str = "UPDATE messages SET state = 2, lease = ?1, visible_at = ?2, attempts = attempts + 1 WHERE seq IN (SELECT seq FROM messages WHERE visible_at <= ?3 AND (visible_at, seq) > (?4, ?5) ORDER BY visible_at, seq LIMIT ?6) RETURNING seq, id, body, content_type, timestamp_ms, attempts, prior_attempts";
+const PULL_ACK: &str =
+    "DELETE FROM messages WHERE seq = ?1 AND lease = ?2 AND state = 2 RETURNING length(body)";
+const PULL_RETRY: &str = "UPDATE messages SET seq = ?5, state = 0, lease = NULL, visible_at = ?1 WHERE seq = ?2 AND lease = ?3 AND state = 2 AND attempts < ?4 RETURNING seq";
+const IS_PULL_LEASED: &str = "SELECT seq FROM messages WHERE seq = ?1 AND lease = ?2 AND state = 2";
+const PUSH_RETRY: &str = "UPDATE messages SET seq = ?4, visible_at = ?1, attempts = ?2 WHERE seq = ?3 AND state = 0 RETURNING seq";
 const HOLD: &str = "UPDATE messages SET state = 3, lease = NULL, visible_at = ?1 WHERE seq = ?2 RETURNING seq, id, body, content_type, timestamp_ms, attempts, prior_attempts";
 const DELETE: &str = "DELETE FROM messages WHERE seq = ?1 RETURNING length(body)";
 const FORGET: &str = "DELETE FROM messages WHERE seq = ?1 AND state = 3 RETURNING length(body)";
@@ -94,23 +102,31 @@ pub struct QueueClass;
 
 impl ObjectClass for QueueClass {
     fn construct(&self, ctx: ObjectContext) -> Result<Rc<dyn ObjectInstance>, ObjectError> {
-        let (backlog_messages, backlog_bytes, retention_ms) = ctx.storage().with(|db| {
-            db.exec(SCHEMA, &[])?;
-            let backlog = db.exec("SELECT count(*), total(length(body)) FROM messages", &[])?;
-            let retention = db.exec("SELECT retention_ms FROM stats WHERE id = 1", &[])?;
-            Ok((
-                int(&backlog.rows[0][0]) as u64,
-                int(&backlog.rows[0][1]) as u64,
-                retention.rows.first().map_or(0, |row| int(&row[0])),
-            ))
-        })?;
+        let (backlog_messages, backlog_bytes, retention_ms, next_seq) =
+            ctx.storage().with(|db| {
+                db.exec(SCHEMA, &[])?;
+                let backlog = db.exec(
+                    "SELECT count(*), total(length(body)), coalesce(max(seq), 0) + 1 FROM messages",
+                    &[],
+                )?;
+                let retention = db.exec("SELECT retention_ms FROM stats WHERE id = 1", &[])?;
+                Ok((
+                    int(&backlog.rows[0][0]) as u64,
+                    int(&backlog.rows[0][1]) as u64,
+                    retention.rows.first().map_or(0, |row| int(&row[0])),
+                    int(&backlog.rows[0][2]),
+                ))
+            })?;
         Ok(Rc::new(QueueObject {
             ctx,
             backlog_messages: Cell::new(backlog_messages),
             backlog_bytes: Cell::new(backlog_bytes),
             retention_ms: Cell::new(retention_ms),
             alarm_checked: Cell::new(false),
+            next_seq: Cell::new(next_seq),
             rng: RefCell::new(SmallRng::from_os_rng()),
+            push: Rc::new(RefCell::new(PushLeases::default())),
+            keep_alive: Rc::new(KeepAlive::default()),
         }))
     }
 }
@@ -123,7 +139,18 @@ struct QueueObject {
     retention_ms: Cell<i64>,
     /// Whether this activation made sure an alarm is set for retention.
     alarm_checked: Cell<bool>,
+    /// The next `seq`: it only grows while this instance lives (see `super::leases`).
+    next_seq: Cell<i64>,
     rng: RefCell<SmallRng>,
+    push: Rc<RefCell<PushLeases>>,
+    keep_alive: Rc<KeepAlive>,
+}
+
+/// Keeps the object alive (a `wait_until`) while push leases are outstanding.
+#[derive(Default)]
+struct KeepAlive {
+    running: Cell<bool>,
+    settled: Notify,
 }
 
 fn int(value: &Value) -> i64 {
@@ -258,7 +285,8 @@ impl QueueObject {
                         continue;
                     }
                     for message in group {
-                        Self::insert(db, message, now, &mut rng)?;
+                        let seq = self.take_seq();
+                        Self::insert(db, seq, message, now, &mut rng)?;
                     }
                     messages += group.len() as u64;
                     bytes += group_bytes;
@@ -285,8 +313,15 @@ impl QueueObject {
         })
     }
 
+    fn take_seq(&self) -> i64 {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq + 1);
+        seq
+    }
+
     fn insert(
         db: &mut Database,
+        seq: i64,
         message: &NewMessage,
         now: i64,
         rng: &mut SmallRng,
@@ -298,6 +333,7 @@ impl QueueObject {
         db.exec(
             INSERT,
             &[
+                Value::Integer(seq),
                 Value::Text(id),
                 Value::Blob(message.body.as_bytes().to_vec()),
                 Value::Integer(i64::from(message.body.content_type().code())),
@@ -312,6 +348,8 @@ impl QueueObject {
     fn lease(&self, request: LeaseRequest) -> Result<LeaseResponse, ObjectError> {
         let now = self.now();
         let limit = Value::Integer(i64::from(request.max_messages.max(1)));
+        let (cursor_at, cursor_seq) = self.push.borrow_mut().start(now);
+        let cursor = [Value::Integer(cursor_at), Value::Integer(cursor_seq)];
         let not_ready = |next_check_ms| LeaseResponse {
             token: 0,
             messages: Vec::new(),
@@ -323,7 +361,15 @@ impl QueueObject {
         if let Some(timeout_ms) = request.batch_timeout_ms {
             // Push batching: only a full batch, or one whose oldest message waited long enough.
             let (visible, next) = self.db(|db| {
-                let visible = db.exec(VISIBLE_TIMES, &[Value::Integer(now), limit.clone()])?;
+                let visible = db.exec(
+                    VISIBLE_TIMES,
+                    &[
+                        Value::Integer(now),
+                        cursor[0].clone(),
+                        cursor[1].clone(),
+                        limit.clone(),
+                    ],
+                )?;
                 let next = db.exec(NEXT_VISIBLE, &[Value::Integer(now), Value::Integer(NEVER)])?;
                 Ok((
                     visible.rows.iter().map(|r| int(&r[0])).collect::<Vec<_>>(),
@@ -346,33 +392,68 @@ impl QueueObject {
         let token = self.rng.borrow_mut().random::<u64>() >> 1;
         let until = now.saturating_add(request.visibility_ms.max(1));
         let mut response = self.db(|db| {
-            let rows = db.exec(
-                LEASE,
-                &[
-                    Value::Integer(request.kind as i64),
-                    Value::Integer(token as i64),
-                    Value::Integer(until),
-                    Value::Integer(now),
-                    limit,
-                ],
-            )?;
-            let mut messages: Vec<LeasedMessage> =
-                rows.rows.iter().map(|r| leased_row(r)).collect();
-            messages.sort_unstable_by_key(|m| m.seq);
-            // An expired lease on the last attempt: exhausted, not delivered again.
-            let (exhausted, messages): (Vec<_>, Vec<_>) = messages
-                .into_iter()
-                .partition(|m| m.attempts > request.max_attempts);
+            let mut messages = match request.kind {
+                LeaseKind::Push => {
+                    // A read: push leases live in memory (see `super::leases`).
+                    let rows = db.exec(
+                        PUSH_LEASE,
+                        &[
+                            Value::Integer(now),
+                            cursor[0].clone(),
+                            cursor[1].clone(),
+                            limit,
+                        ],
+                    )?;
+                    let keys: Vec<(i64, i64, u32)> = rows
+                        .rows
+                        .iter()
+                        .map(|r| (int(&r[0]), int(&r[7]), int(&r[5]) as u32))
+                        .collect();
+                    self.push.borrow_mut().record(token, until, &keys);
+                    let mut messages: Vec<LeasedMessage> =
+                        rows.rows.iter().map(|r| leased_row(r)).collect();
+                    for message in &mut messages {
+                        message.attempts += 1;
+                    }
+                    messages
+                }
+                LeaseKind::Pull => {
+                    let rows = db.exec(
+                        PULL_LEASE,
+                        &[
+                            Value::Integer(token as i64),
+                            Value::Integer(until),
+                            Value::Integer(now),
+                            cursor[0].clone(),
+                            cursor[1].clone(),
+                            limit,
+                        ],
+                    )?;
+                    let mut messages: Vec<LeasedMessage> =
+                        rows.rows.iter().map(|r| leased_row(r)).collect();
+                    messages.sort_unstable_by_key(|m| m.seq);
+                    messages
+                }
+            };
+            // Past the last attempt already (an expired pull lease, or max_retries lowered):
+            // exhausted, not delivered again.
             let mut response = LeaseResponse {
                 token,
-                messages,
+                messages: Vec::new(),
                 exhausted: Vec::new(),
                 next_check_ms: None,
                 backlog_messages: 0,
                 backlog_bytes: 0,
             };
             let mut dropped = 0;
-            for message in exhausted {
+            for message in messages.drain(..) {
+                if message.attempts <= request.max_attempts {
+                    response.messages.push(message);
+                    continue;
+                }
+                if request.kind == LeaseKind::Push {
+                    self.push.borrow_mut().take(message.seq, token);
+                }
                 match self.exhaust(db, message.seq, request.has_dead_letter_queue)? {
                     Some(mut held) => {
                         held.attempts = message.attempts - 1;
@@ -384,9 +465,27 @@ impl QueueObject {
             Self::add_counter(db, "dropped", dropped)?;
             Ok(response)
         })?;
+        if request.kind == LeaseKind::Push && !self.push.borrow().is_empty() {
+            self.keep_alive();
+        }
         response.backlog_messages = self.backlog_messages.get();
         response.backlog_bytes = self.backlog_bytes.get();
         Ok(response)
+    }
+
+    /// Keeps the object from hibernating until every push lease is settled.
+    fn keep_alive(&self) {
+        if self.keep_alive.running.replace(true) {
+            return;
+        }
+        let push = self.push.clone();
+        let keep_alive = self.keep_alive.clone();
+        self.ctx.wait_until(async move {
+            while !push.borrow().is_empty() {
+                keep_alive.settled.notified().await;
+            }
+            keep_alive.running.set(false);
+        });
     }
 
     /// Holds a message for the dead-letter queue (returned), or deletes it without one.
@@ -420,11 +519,46 @@ impl QueueObject {
         self.db(|db| {
             for item in &request.items {
                 let seq = Value::Integer(item.seq);
-                let token = Value::Integer(item.token as i64);
-                match item.settlement {
-                    Settlement::Ack => {
-                        let rows = db.exec(ACK, &[seq, token])?;
-                        match rows.rows.first() {
+                let push = self.push.borrow_mut().take(item.seq, item.token);
+                match (item.settlement, push) {
+                    (Settlement::Ack, Some(_)) => match db.exec(DELETE, &[seq])?.rows.first() {
+                        Some(row) => {
+                            self.forget_bytes(1, int(&row[0]) as u64);
+                            response.acked += 1;
+                        }
+                        // Expired by retention while it was being handled.
+                        None => response.stale += 1,
+                    },
+                    (Settlement::Retry { delay_ms }, Some(lease)) => {
+                        let attempts = lease.attempts + 1;
+                        if attempts >= request.max_attempts {
+                            match self.exhaust(db, item.seq, request.has_dead_letter_queue)? {
+                                Some(mut held) => {
+                                    held.attempts = attempts;
+                                    response.exhausted.push(held);
+                                }
+                                None => response.dropped += 1,
+                            }
+                            continue;
+                        }
+                        let rows = db.exec(
+                            PUSH_RETRY,
+                            &[
+                                Value::Integer(now.saturating_add(delay_ms.max(0))),
+                                Value::Integer(i64::from(attempts)),
+                                seq,
+                                Value::Integer(self.take_seq()),
+                            ],
+                        )?;
+                        if rows.rows.is_empty() {
+                            response.stale += 1;
+                        } else {
+                            response.retried += 1;
+                        }
+                    }
+                    (Settlement::Ack, None) => {
+                        let token = Value::Integer(item.token as i64);
+                        match db.exec(PULL_ACK, &[seq, token])?.rows.first() {
                             Some(row) => {
                                 self.forget_bytes(1, int(&row[0]) as u64);
                                 response.acked += 1;
@@ -432,14 +566,18 @@ impl QueueObject {
                             None => response.stale += 1,
                         }
                     }
-                    Settlement::Retry { delay_ms } => {
+                    (Settlement::Retry { delay_ms }, None) => {
+                        let token = Value::Integer(item.token as i64);
                         let visible_at = Value::Integer(now.saturating_add(delay_ms.max(0)));
                         let max = Value::Integer(i64::from(request.max_attempts));
-                        let rows =
-                            db.exec(RETRY, &[visible_at, seq.clone(), token.clone(), max])?;
+                        let new_seq = Value::Integer(self.take_seq());
+                        let rows = db.exec(
+                            PULL_RETRY,
+                            &[visible_at, seq.clone(), token.clone(), max, new_seq],
+                        )?;
                         if !rows.rows.is_empty() {
                             response.retried += 1;
-                        } else if db.exec(IS_LEASED, &[seq, token])?.rows.is_empty() {
+                        } else if db.exec(IS_PULL_LEASED, &[seq, token])?.rows.is_empty() {
                             response.stale += 1;
                         } else {
                             match self.exhaust(db, item.seq, request.has_dead_letter_queue)? {
@@ -455,6 +593,9 @@ impl QueueObject {
             Self::add_counter(db, "dropped", u64::from(response.dropped))?;
             Ok(())
         })?;
+        if self.push.borrow().is_empty() {
+            self.keep_alive.settled.notify_one();
+        }
         Ok(response)
     }
 
@@ -473,16 +614,16 @@ impl QueueObject {
     }
 
     fn recover(&self, request: RecoverRequest) -> Result<RecoverResponse, ObjectError> {
-        let now = self.now();
+        // The dispatcher asking is the queue's only push consumer: leases of an earlier one are
+        // void, and their messages visible again.
+        let released = {
+            let mut push = self.push.borrow_mut();
+            let released = push.len() as u32;
+            push.clear();
+            released
+        };
+        self.keep_alive.settled.notify_one();
         self.db(|db| {
-            let released = db.exec(
-                "UPDATE messages SET state = ?1, lease = NULL, visible_at = ?2 WHERE state = ?3 RETURNING seq",
-                &[
-                    Value::Integer(READY),
-                    Value::Integer(now),
-                    Value::Integer(LeaseKind::Push as i64),
-                ],
-            )?;
             let held = db.exec(
                 "SELECT seq, id, body, content_type, timestamp_ms, attempts, prior_attempts FROM messages WHERE state = ?1 ORDER BY seq",
                 &[Value::Integer(HELD)],
@@ -498,10 +639,7 @@ impl QueueObject {
                 Self::add_counter(db, "dropped", held.len() as u64)?;
                 held.clear();
             }
-            Ok(RecoverResponse {
-                released: released.rows.len() as u32,
-                held,
-            })
+            Ok(RecoverResponse { released, held })
         })
     }
 
@@ -509,8 +647,13 @@ impl QueueObject {
         let now = Value::Integer(self.now());
         self.db(|db| {
             let backlog = db.exec(
-                "SELECT count(*), total(length(body)), total(state IN (1, 2) AND visible_at > ?1), total(state = 0 AND visible_at > ?1), total(state = 3), min(timestamp_ms) FROM messages",
-                &[now],
+                "SELECT count(*), total(length(body)), total(state = ?2 AND visible_at > ?1), total(state = ?3 AND visible_at > ?1), total(state = ?4), min(timestamp_ms) FROM messages",
+                &[
+                    now,
+                    Value::Integer(PULL_LEASED),
+                    Value::Integer(READY),
+                    Value::Integer(HELD),
+                ],
             )?;
             let row = &backlog.rows[0];
             let counters = db.exec(
@@ -521,7 +664,7 @@ impl QueueObject {
             Ok(PartitionStats {
                 backlog_messages: int(&row[0]) as u64,
                 backlog_bytes: int(&row[1]) as u64,
-                in_flight: int(&row[2]) as u64,
+                in_flight: int(&row[2]) as u64 + self.push.borrow().len() as u64,
                 delayed: int(&row[3]) as u64,
                 held_for_dead_letter: int(&row[4]) as u64,
                 acked: counter(0),

@@ -9,6 +9,11 @@
 //! returns, which the output gate holds until the commit is durable: an acknowledged send is on
 //! disk. Groups are stored whole or refused whole (the backlog bound), so a batch is never split.
 //!
+//! After an RPC returns, the flush lingers (at most [`LINGER`]) until about as many calls are
+//! pending as it just acknowledged: producers in a closed loop send again right away, and without
+//! the linger the next RPC would leave with the first few and the rest would wait a whole extra
+//! fsync.
+//!
 //! Pending bytes per partition are bounded; beyond the bound a send fails at once with
 //! Cloudflare's `Queue is overloaded. Please back off.`
 
@@ -19,7 +24,11 @@ use super::protocol::{EnqueueRequest, NewMessage};
 use super::registry::QueueSettings;
 use super::state::{Partition, PendingGroup, QueueState};
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// Longest a flush waits for the producers it just acknowledged to send again.
+const LINGER: Duration = Duration::from_micros(500);
 
 /// A producer binding for one queue (`env.MY_QUEUE`). Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
@@ -142,6 +151,7 @@ impl Queue {
             }
             start
         };
+        partition.arrived.notify_one();
         if start_flush {
             let state = self.state.clone();
             let flushing = partition.clone();
@@ -175,6 +185,31 @@ impl Queue {
     }
 }
 
+/// Waits until `wanted` groups are pending, or [`LINGER`] passed.
+async fn linger(partition: &Partition, wanted: usize) {
+    if wanted < 2 {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + LINGER;
+    loop {
+        let pending = partition
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .groups
+            .len();
+        if pending >= wanted {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, partition.arrived.notified())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 /// Keeps a partition's count of running flushes right if a flush task is cancelled (shutdown).
 struct FlushSlot {
     partition: Arc<Partition>,
@@ -201,7 +236,9 @@ async fn flush(state: Arc<QueueState>, partition: Arc<Partition>) {
         partition: partition.clone(),
         released: false,
     };
+    let mut acknowledged = 0usize;
     loop {
+        linger(&partition, acknowledged * 3 / 4).await;
         let groups: Vec<PendingGroup> = {
             let mut pending = partition
                 .pending
@@ -228,6 +265,7 @@ async fn flush(state: Arc<QueueState>, partition: Arc<Partition>) {
             pending.bytes -= bytes;
             taken
         };
+        acknowledged = groups.len();
         let mut replies = Vec::with_capacity(groups.len());
         let mut request = EnqueueRequest {
             bounds: state.bounds(),

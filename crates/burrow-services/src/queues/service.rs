@@ -30,7 +30,9 @@ pub struct Options {
     pub max_combined_messages: usize,
     /// Most body bytes stored by one combined enqueue.
     pub max_combined_bytes: usize,
-    /// Enqueue RPCs running at once per partition; more share one fsync, fewer combine more.
+    /// Enqueue RPCs running at once per partition. One combines best: while it waits for its
+    /// fsync everything else gathers for the next (measured: about 0.05 fsyncs per send against
+    /// 0.06-0.07 with 2 or 4).
     pub max_in_flight_enqueues: usize,
     /// Body bytes waiting to be stored per partition before sends are refused as overloaded.
     pub max_pending_bytes: usize,
@@ -44,7 +46,7 @@ impl Default for Options {
             default_settings: QueueSettings::default(),
             max_combined_messages: 1_000,
             max_combined_bytes: 4 << 20,
-            max_in_flight_enqueues: 4,
+            max_in_flight_enqueues: 1,
             max_pending_bytes: 64 << 20,
             autoscale_concurrency: 16,
         }
@@ -198,6 +200,7 @@ impl Queues {
                     stub,
                     shard,
                     pending: Mutex::new(Pending::default()),
+                    arrived: tokio::sync::Notify::new(),
                 })
             })
             .collect();

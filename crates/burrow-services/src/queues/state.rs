@@ -51,6 +51,8 @@ pub(crate) struct Partition {
     /// The shard the object lives on: its flushes and the dispatcher run there.
     pub(crate) shard: usize,
     pub(crate) pending: Mutex<Pending>,
+    /// Signalled when a group is added, for a flush lingering for the producers it just acked.
+    pub(crate) arrived: Notify,
 }
 
 impl Partition {
