@@ -6,6 +6,7 @@ mod kv;
 mod load;
 mod objects;
 mod process;
+mod queues;
 mod stats;
 mod storage;
 mod workerd;
@@ -49,6 +50,21 @@ enum Bench {
         #[arg(long)]
         allow_errors: bool,
     },
+    /// Queues: durable sends and end-to-end delivery, against a redis reliable queue.
+    Queues {
+        /// A short run (under 90 s).
+        #[arg(long)]
+        quick: bool,
+        /// Also run the reliable-queue pattern on a local redis-server (appendfsync always).
+        #[arg(long)]
+        vs_redis: bool,
+        /// Directory on the disk to measure (default: a temporary directory under ./target).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Partition objects per queue.
+        #[arg(long, default_value_t = 1)]
+        partitions: u32,
+    },
     /// Workers KV (GET|PUT through a Worker's binding, wrk) vs redis-server with appendfsync
     /// always (redis-benchmark): 64 connections, 100-byte values, 10,000 keys.
     Kv {
@@ -76,6 +92,17 @@ fn main() -> anyhow::Result<()> {
             vs_workerd,
             app,
             allow_errors,
+        }),
+        Bench::Queues {
+            quick,
+            vs_redis,
+            dir,
+            partitions,
+        } => queues::run(queues::Options {
+            quick,
+            vs_redis,
+            dir,
+            partitions,
         }),
         Bench::Kv { quick, app } => kv::run(kv::Options { quick, app }),
         Bench::Load(args) => load::main(args),
