@@ -536,6 +536,17 @@ enum Phase {
     Done,
 }
 
+impl<Io, In> Drop for Running<Io, In> {
+    /// A driver dropped mid-way (its shard shutting down) leaves no sender thinking it is open.
+    fn drop(&mut self) {
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.queue = VecDeque::new();
+        shared.queued_bytes = 0;
+        shared.state = State::Closing;
+        shared.waker = None;
+    }
+}
+
 /// Bytes read per read call: on the poll's stack, never kept.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Read or write rounds per poll before yielding to the shard's other tasks.
@@ -605,11 +616,7 @@ where
                 }
                 Phase::Done => {
                     if self.poll_paused(context) || self.paused.is_none() {
-                        let mut shared = self.lock();
-                        shared.queue = VecDeque::new();
-                        shared.queued_bytes = 0;
-                        shared.state = State::Closing;
-                        shared.waker = None;
+                        self.release();
                         return Poll::Ready(());
                     }
                     return Poll::Pending;
@@ -624,7 +631,17 @@ where
         Poll::Pending
     }
 
-    /// Registers the waker and reacts to what senders did since the last poll.
+    /// Refuses further sends and frees the queue.
+    fn release(&self) {
+        let mut shared = self.lock();
+        shared.queue = VecDeque::new();
+        shared.queued_bytes = 0;
+        shared.front_written = 0;
+        shared.state = State::Closing;
+        shared.waker = None;
+    }
+
+    /// Reacts to what senders did since the last poll.
     fn take_state_changes(&mut self) {
         let state = self.lock().state;
         match state {
@@ -946,5 +963,140 @@ where
         self.closed_delivered = true;
         let flow = self.inbound.event(Event::Closed(closed));
         self.pause(flow);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::websocket::reader::tests::client_frame;
+
+    /// Runs a driver over an in-memory pipe on a `LocalSet`; returns the client's end, the
+    /// sender and the events seen.
+    fn start(
+        config: Config,
+        inbound: impl FnMut(Event) -> Flow + 'static,
+    ) -> (DuplexStream, Sender, tokio::task::JoinHandle<()>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (sender, driver) = Driver::new(Arc::new(config));
+        let task = tokio::task::spawn_local(driver.run(server, inbound));
+        (client, sender, task)
+    }
+
+    fn recorder() -> (Rc<RefCell<Vec<Event>>>, impl FnMut(Event) -> Flow + 'static) {
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let sink = Rc::clone(&events);
+        (events, move |event| {
+            sink.borrow_mut().push(event);
+            Flow::Continue
+        })
+    }
+
+    async fn read_exact(client: &mut DuplexStream, count: usize) -> Vec<u8> {
+        let mut bytes = vec![0_u8; count];
+        client.read_exact(&mut bytes).await.expect("read");
+        bytes
+    }
+
+    #[tokio::test]
+    async fn a_paused_application_stops_reading_but_not_writing() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let (resume, resumed) = tokio::sync::oneshot::channel::<()>();
+                let resumed = Rc::new(RefCell::new(Some(resumed)));
+                let (events, mut record) = recorder();
+                let (mut client, sender, _task) = start(Config::default(), move |event| {
+                    record(event);
+                    match resumed.borrow_mut().take() {
+                        Some(resumed) => Flow::Pause(Box::pin(async move {
+                            let _ = resumed.await;
+                        })),
+                        None => Flow::Continue,
+                    }
+                });
+                client
+                    .write_all(&client_frame(true, 0x1, b"first"))
+                    .await
+                    .expect("write");
+                client
+                    .write_all(&client_frame(true, 0x1, b"second"))
+                    .await
+                    .expect("write");
+                tokio::task::yield_now().await;
+                for _ in 0..10 {
+                    tokio::task::yield_now().await;
+                }
+                assert_eq!(events.borrow().len(), 1, "paused after the first message");
+                // Sends still go out while paused.
+                sender.send("out").expect("send");
+                assert_eq!(
+                    read_exact(&mut client, 5).await,
+                    [0x81, 3, b'o', b'u', b't']
+                );
+                resume.send(()).expect("resume");
+                for _ in 0..10 {
+                    tokio::task::yield_now().await;
+                }
+                assert_eq!(events.borrow().len(), 2);
+                assert!(matches!(
+                    &events.borrow()[1],
+                    Event::Message(message) if *message == Message::from("second")
+                ));
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_protocol_error_sends_1002_and_reports_it() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let (events, record) = recorder();
+                let (mut client, sender, task) = start(Config::default(), record);
+                // An unmasked frame.
+                client.write_all(&[0x81, 0x01, b'a']).await.expect("write");
+                let close = read_exact(&mut client, 4).await;
+                assert_eq!(close[..2], [0x88, close[1]]);
+                assert_eq!(u16::from_be_bytes([close[2], close[3]]), 1002);
+                drop(client);
+                task.await.expect("driver");
+                assert!(!sender.is_open());
+                let events = events.borrow();
+                let [Event::Closed(closed)] = events.as_slice() else {
+                    panic!("expected one close, got {events:?}");
+                };
+                assert_eq!((closed.code, closed.was_clean), (1002, false));
+                assert!(matches!(closed.error, Some(Error::Protocol(_))));
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_client_that_ignores_our_close_is_dropped_after_the_timeout() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let (events, record) = recorder();
+                let config = Config {
+                    close_timeout: Duration::from_millis(50),
+                    ..Config::default()
+                };
+                let (mut client, sender, task) = start(config, record);
+                sender.close(1000, "done").expect("close");
+                let close = read_exact(&mut client, 8).await;
+                assert_eq!(close, [0x88, 6, 0x03, 0xE8, b'd', b'o', b'n', b'e']);
+                // The client never answers (nor closes); the deadline ends the wait.
+                task.await.expect("driver");
+                let events = events.borrow();
+                let [Event::Closed(closed)] = events.as_slice() else {
+                    panic!("expected one close, got {events:?}");
+                };
+                assert_eq!((closed.code, closed.was_clean), (1006, false));
+                assert!(matches!(closed.error, Some(Error::CloseTimeout { .. })));
+            })
+            .await;
     }
 }
