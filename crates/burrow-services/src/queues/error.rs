@@ -112,6 +112,9 @@ pub enum Error {
     /// A queue setting out of range.
     #[error("invalid queue settings: {0}")]
     InvalidSettings(String),
+    /// A message the REST API cannot turn into a body.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
     /// A pull request out of range.
     #[error("invalid pull request: {0}")]
     InvalidPull(String),
@@ -130,6 +133,43 @@ impl Error {
     /// True for errors JavaScript reports as `TypeError`.
     pub fn is_type_error(&self) -> bool {
         matches!(self, Error::UnsupportedContentType(_) | Error::EmptyBatch)
+    }
+
+    /// Cloudflare's Queues error code (developers.cloudflare.com/queues/reference/error-codes).
+    pub fn code(&self) -> u32 {
+        match self {
+            Error::QueueNotFound(_) => 10_104,
+            Error::InvalidQueueName(_) => 10_107,
+            Error::UnsupportedContentType(_)
+            | Error::InvalidDelay { .. }
+            | Error::InvalidMessage(_) => 10_203,
+            Error::MessageTooLarge { .. } | Error::BatchMessageTooLarge { .. } => 10_204,
+            Error::BatchTooLarge { .. } => 10_205,
+            Error::BatchTooManyMessages { .. } => 10_206,
+            Error::EmptyBatch
+            | Error::InvalidSettings(_)
+            | Error::InvalidPull(_)
+            | Error::InvalidLeaseId(_) => 10_207,
+            Error::Overloaded { .. } => 10_250,
+            Error::BacklogFull { .. } => 10_251,
+            Error::ConsumerExists(_) => 11_004,
+            Error::Storage(_) => 15_000,
+        }
+    }
+
+    /// The HTTP status the REST API answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::QueueNotFound(_) => 404,
+            Error::MessageTooLarge { .. }
+            | Error::BatchMessageTooLarge { .. }
+            | Error::BatchTooLarge { .. }
+            | Error::BatchTooManyMessages { .. } => 413,
+            Error::Overloaded { .. } | Error::BacklogFull { .. } => 429,
+            Error::ConsumerExists(_) => 409,
+            Error::Storage(_) => 500,
+            _ => 400,
+        }
     }
 }
 

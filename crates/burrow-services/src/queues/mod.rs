@@ -24,6 +24,7 @@
 //!   dispatcher starts; pull leases run out on their own.
 //! - Delivery order is best effort, as on Cloudflare.
 
+pub mod api;
 mod consumer;
 mod dispatcher;
 mod error;
