@@ -864,9 +864,8 @@ where
             }
             Item::Ping(payload) => {
                 if self.phase == Phase::Open {
-                    let result = self.lock().push(OpCode::Pong, payload);
                     // An overflow shows in the state, and the next round fails the socket.
-                    let _ = result;
+                    let _ = self.lock().push(OpCode::Pong, payload);
                 }
             }
             Item::Pong => {}
