@@ -87,6 +87,8 @@ struct Instance {
 
 /// How many times a report to the registry is retried before it is left to `recover`.
 const REPORT_ATTEMPTS: u32 = 8;
+/// How long (in 10 ms rounds) an instance waits for the service to be attached.
+const ATTACH_WAIT_ROUNDS: u32 = 3_000;
 
 impl Instance {
     fn meta(&self) -> Result<Option<Meta>, ObjectError> {
@@ -134,6 +136,22 @@ impl Instance {
         }
     }
 
+    /// The registry of `workflow`. Alarms restored at start-up can fire before the service is
+    /// attached to the runtime; they wait for it here.
+    async fn registry(&self, workflow: &str) -> Option<burrow_runtime::Stub> {
+        for _ in 0..ATTACH_WAIT_ROUNDS {
+            if let Some(stub) = self.shared.registry_stub(workflow) {
+                return Some(stub);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::error!(
+            workflow,
+            "the workflow service was never attached to the runtime"
+        );
+        None
+    }
+
     /// Sends a report that needs no answer, after the state it describes is durable.
     fn send_report(self: &Rc<Self>, update: UpdateArgs) {
         let this = self.clone();
@@ -142,7 +160,7 @@ impl Instance {
                 tracing::error!(error = %error.message, "workflow instance state not durable");
                 return;
             }
-            let Some(registry) = this.shared.registry_stub(&update.workflow) else {
+            let Some(registry) = this.registry(&update.workflow).await else {
                 return;
             };
             for attempt in 0..REPORT_ATTEMPTS {
@@ -208,7 +226,12 @@ impl Instance {
                     return;
                 }
             };
-            let Some(registry) = self.shared.registry_stub(&update.workflow) else {
+            // The registry must never see a sequence number the instance could forget.
+            if let Err(error) = self.ctx.storage().sync().await {
+                tracing::error!(error = %error.message, "workflow instance state not durable");
+                return;
+            }
+            let Some(registry) = self.registry(&update.workflow).await else {
                 return;
             };
             match protocol::call::<_, Granted>(&registry, protocol::registry::UPDATE, &update).await
@@ -257,6 +280,7 @@ impl Instance {
         };
         let generation = self.generation.get() + 1;
         self.generation.set(generation);
+        tracing::debug!(instance = %meta.instance, generation, "workflow run starts");
         let core = RunCore::new(
             self.store.clone(),
             self.shared.clock.clone(),
@@ -287,6 +311,12 @@ impl Instance {
         let this = self.clone();
         self.ctx.wait_until(async move {
             let outcome = Driver { run, core, cancel }.await;
+            tracing::debug!(
+                generation,
+                current = this.generation.get(),
+                ?outcome,
+                "workflow run ended"
+            );
             if this.generation.get() != generation {
                 return;
             }
@@ -379,9 +409,13 @@ impl Instance {
 
     fn init(self: &Rc<Self>, args: InitArgs) -> Result<Result<(), Error>, ObjectError> {
         if let Some(mut meta) = self.meta()? {
-            if args.granted && !meta.has_slot && meta.status.wants_slot() && !self.running() {
-                meta.has_slot = true;
-                self.save(&mut meta)?;
+            // A repeated `init` (the registry recovering after a crash) is a `grant`: the
+            // instance runs again if it still wants to.
+            if args.granted && meta.status.wants_slot() {
+                if !meta.has_slot {
+                    meta.has_slot = true;
+                    self.save(&mut meta)?;
+                }
                 self.ensure_running()?;
             }
             return Ok(Ok(()));

@@ -232,8 +232,9 @@ impl Registry {
         self.ctx.now_ms()
     }
 
-    /// Grants free slots to the queue, oldest first.
-    fn pump(self: &Rc<Self>) -> Result<(), ObjectError> {
+    /// Grants free slots to the queue, oldest first; the caller dispatches the grants once its
+    /// own writes are done (so an instance answered in the same turn is not told twice).
+    fn pump(self: &Rc<Self>) -> Result<bool, ObjectError> {
         let limit = self.limit();
         let mut granted = false;
         while self.running.get() < limit && self.queued.get() > 0 {
@@ -245,10 +246,7 @@ impl Registry {
             self.running.set(self.running.get() + 1);
             granted = true;
         }
-        if granted {
-            self.dispatch();
-        }
-        Ok(())
+        Ok(granted)
     }
 
     fn create(self: &Rc<Self>, args: CreateArgs) -> Result<Result<(), Error>, ObjectError> {
@@ -346,7 +344,7 @@ impl Registry {
                         .map(drop)
                 })?;
             }
-            self.pump()?;
+            let others = self.pump()?;
             let holds = self.with(|db| {
                 Ok(db
                     .exec(HOLDS, std::slice::from_ref(&id))?
@@ -358,6 +356,9 @@ impl Registry {
                 // Answered here, so no `grant` needs to follow.
                 self.with(|db| db.exec(ANSWERED, std::slice::from_ref(&id)).map(drop))?;
             }
+            if others {
+                self.dispatch();
+            }
             holds
         } else {
             if queued {
@@ -367,7 +368,9 @@ impl Registry {
             if holds {
                 self.running.set(self.running.get().saturating_sub(1));
                 self.with(|db| db.exec(RELEASE, std::slice::from_ref(&id)).map(drop))?;
-                self.pump()?;
+                if self.pump()? {
+                    self.dispatch();
+                }
             }
             false
         };
@@ -454,6 +457,13 @@ impl Registry {
             .shared
             .instance_stub(workflow, id)
             .ok_or_else(|| ObjectError::internal("the workflow service is not attached"))?;
+        tracing::debug!(
+            workflow,
+            instance = id,
+            holds,
+            init = params.is_some(),
+            "telling workflow instance"
+        );
         let unavailable = |error: Error| ObjectError::internal(error.to_string());
         let key = Value::Text(id.to_owned());
         match params {
@@ -489,7 +499,10 @@ impl Registry {
                 } else {
                     self.running.set(self.running.get().saturating_sub(1));
                     self.with(|db| db.exec(RELEASE, &[key]).map(drop))?;
-                    self.pump()
+                    if self.pump()? {
+                        self.dispatch();
+                    }
+                    Ok(())
                 }
             }
         }
@@ -572,6 +585,7 @@ impl Registry {
 
     fn recover(self: &Rc<Self>, args: RecoverArgs) -> Result<Result<(), Error>, ObjectError> {
         self.prepare(Some(&args.workflow))?;
+        tracing::debug!(workflow = %args.workflow, running = self.running.get(), queued = self.queued.get(), "workflow registry recovering");
         self.with(|db| db.exec(RECOVER, &[]).map(drop))?;
         self.pump()?;
         self.dispatch();
