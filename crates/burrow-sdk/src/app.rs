@@ -49,6 +49,7 @@ pub struct App {
     classes: Vec<Registration>,
     worker: Option<MakeWorker>,
     scheduled: Option<crate::cron::MakeScheduled>,
+    pub(crate) workflows: Vec<crate::workflow::Registration>,
     default_config: PathBuf,
 }
 
@@ -74,6 +75,7 @@ impl App {
             classes: Vec::new(),
             worker: None,
             scheduled: None,
+            workflows: Vec::new(),
             default_config: PathBuf::from(DEFAULT_CONFIG),
         }
     }
@@ -260,6 +262,7 @@ impl App {
             }
         }
         let scheduled = self.scheduled.map(|make| make(env.clone()));
+        let workflows = crate::workflow::service(&self.workflows, loaded, &env)?;
         let kv_namespaces = primary.config.kv_namespaces.clone();
         let make_worker = self.worker.unwrap_or_else(|| {
             Box::new(|env| {
@@ -299,6 +302,7 @@ impl App {
                 .collect(),
             worker,
             scheduled,
+            workflows,
         })
     }
 }

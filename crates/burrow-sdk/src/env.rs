@@ -30,6 +30,8 @@ struct EnvInner {
     bindings: OnceLock<HashMap<String, Binding>>,
     /// KV namespace bindings (`crate::kv`); filled once the runtime has started.
     kv: OnceLock<crate::kv::Bindings>,
+    /// Workflow bindings (`crate::workflow`); filled before the runtime starts.
+    workflows: OnceLock<crate::workflow::Bindings>,
 }
 
 /// One Durable Object binding: the runtime's namespace and the Rust type that implements it.
@@ -51,6 +53,7 @@ impl Env {
                 secrets,
                 bindings: OnceLock::new(),
                 kv: OnceLock::new(),
+                workflows: OnceLock::new(),
             }),
         }
     }
@@ -63,6 +66,11 @@ impl Env {
     /// The KV namespace bindings (see `crate::kv`).
     pub(crate) fn kv_bindings(&self) -> &OnceLock<crate::kv::Bindings> {
         &self.inner.kv
+    }
+
+    /// The Workflow bindings (see `crate::workflow`).
+    pub(crate) fn workflow_bindings(&self) -> &OnceLock<crate::workflow::Bindings> {
+        &self.inner.workflows
     }
 
     /// The namespace behind Durable Object binding `binding`, whose class is implemented by `T`.

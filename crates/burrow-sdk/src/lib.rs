@@ -84,6 +84,7 @@ mod object;
 pub mod rpc;
 pub mod server;
 pub mod storage;
+pub mod workflow;
 
 pub use app::{App, DEFAULT_CONFIG};
 pub use cron::ScheduledController;
@@ -93,6 +94,7 @@ pub use fetch::{Body, Request, Response};
 pub use object::{AlarmInfo, DurableObject, ObjectContext};
 pub use rpc::Rpc;
 pub use storage::{ListOptions, Row, Rows, Sql, Storage};
+pub use workflow::{WorkflowEntrypoint, WorkflowError, WorkflowEvent, WorkflowStep};
 
 /// The error the runtime carries across a stub (generated RPC code uses it).
 pub use burrow_runtime::ObjectError;

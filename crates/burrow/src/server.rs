@@ -21,6 +21,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
         classes: Vec::new(),
         worker: Box::new(move |_runtime| Ok(handler)),
         scheduled: None,
+        workflows: None,
     };
     server::run(loaded, options, guest)?;
     Ok(())

@@ -150,6 +150,8 @@ pub struct Guest {
     pub worker: MakeWorker,
     /// The Worker's `scheduled` handler, run on `triggers.crons` (see `crate::cron`).
     pub scheduled: Option<Arc<dyn burrow_services::cron::ScheduledHandler>>,
+    /// The Workflows the guest implements (see `crate::workflow`).
+    pub workflows: Option<burrow_services::workflows::Workflows>,
 }
 
 /// A running server. Stop it with [`Server::shutdown`].
@@ -214,6 +216,9 @@ impl Server {
         // The services' system classes run beside the guest's (they need no migration).
         let mut classes = guest.classes;
         classes.push(crate::kv::class());
+        if let Some(workflows) = &guest.workflows {
+            classes.extend(workflows.classes());
+        }
         let runtime = match Runtime::start(
             shards.clone(),
             engine,
@@ -230,16 +235,24 @@ impl Server {
                 return Err(error.into());
             }
         };
+        // Workflows resume the instances that were running when the server last stopped.
+        if let Some(workflows) = &guest.workflows
+            && let Err(error) = workflows.attach(&runtime).await
+        {
+            let _ = runtime.shutdown(Duration::ZERO).await;
+            shards.shutdown(Duration::ZERO);
+            return Err(Error::Guest(format!("Workflows did not start: {error}")));
+        }
         let listeners =
             crate::cron::start(loaded, &shards, guest.scheduled).and_then(|scheduler| {
                 let listeners = serve_listeners(
                     loaded,
                     options,
                     guest.worker,
+                    guest.workflows.as_ref(),
                     &runtime,
                     &scheduler,
-                    ingress_listener,
-                    admin_listener,
+                    (ingress_listener, admin_listener),
                 );
                 if listeners.is_err() {
                     scheduler.stop();
@@ -366,10 +379,10 @@ fn serve_listeners(
     loaded: &LoadedConfig,
     options: &ServeOptions,
     worker: MakeWorker,
+    workflows: Option<&burrow_services::workflows::Workflows>,
     runtime: &Runtime,
     scheduler: &Scheduler,
-    ingress_listener: TcpListener,
-    admin_listener: TcpListener,
+    (ingress_listener, admin_listener): (TcpListener, TcpListener),
 ) -> Result<(ServerHandle, ServerHandle), Error> {
     let mut handler = worker(runtime)?;
     if options.mode == Mode::Dev {
@@ -381,6 +394,9 @@ fn serve_listeners(
             .map_err(Error::Ingress)?;
     let mut router = admin::router(loaded, ingress.stats());
     crate::kv::admin_routes(&mut router, loaded, runtime);
+    if let Some(workflows) = workflows {
+        crate::workflow::admin_routes(&mut router, loaded, workflows);
+    }
     let auth = AdminAuth::new(options.api_tokens.iter().cloned());
     let admin =
         burrow_http::serve_admin(admin_listener, shards, router, auth, ServerOptions::admin())?;
