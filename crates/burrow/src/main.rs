@@ -31,10 +31,7 @@ fn main() -> ExitCode {
         }
         Command::Workers(args) => remote::workers(args),
         Command::Kv(args) => kv::run(args),
-        Command::Queues(_)
-        | Command::Workflows(_)
-        | Command::Objects(_)
-        | Command::Sql(_) => {
+        Command::Queues(_) | Command::Workflows(_) | Command::Objects(_) | Command::Sql(_) => {
             eprintln!("burrow {name}: not yet available in this build");
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
