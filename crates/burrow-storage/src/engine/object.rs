@@ -40,6 +40,7 @@ pub(super) fn open_connection_at(
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_EXRESCODE;
     let conn = Connection::open_with_flags_and_vfs(path, flags, vfs.name())?;
+    crate::memory::limit_lookaside(&conn);
     // Required by the VFS's capture protocol (see crate::vfs): SQLite writes pages only at commit,
     // into the overlay, and never creates its own journal files or syncs.
     conn.execute_batch(&format!(
