@@ -163,9 +163,60 @@ fn integer_query(request: &AdminRequest, name: &str) -> Result<Option<i64>, ApiE
         .transpose()
 }
 
+/// The boundary of a `multipart/form-data` content type.
+fn multipart_boundary(content_type: &str) -> Option<String> {
+    let (kind, parameters) = content_type.split_once(';')?;
+    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    parameters.split(';').find_map(|parameter| {
+        let (name, value) = parameter.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// The `value` and `metadata` fields of a `multipart/form-data` body; `None` if it is malformed
+/// or has no `value`.
+fn parse_form(body: &[u8], boundary: &str) -> Option<(Bytes, Option<Bytes>)> {
+    let delimiter = format!("--{boundary}");
+    let find = |haystack: &[u8], needle: &[u8]| {
+        haystack
+            .windows(needle.len())
+            .position(|window| window == needle)
+    };
+    let mut rest = &body[find(body, delimiter.as_bytes())? + delimiter.len()..];
+    let (mut value, mut metadata) = (None, None);
+    // Each part: CRLF, headers, CRLF CRLF, content, CRLF, delimiter; "--" after the last.
+    while !rest.starts_with(b"--") {
+        rest = rest.strip_prefix(b"\r\n")?;
+        let headers_end = find(rest, b"\r\n\r\n")?;
+        let headers = String::from_utf8_lossy(&rest[..headers_end]).to_ascii_lowercase();
+        let content = &rest[headers_end + 4..];
+        let end = find(content, format!("\r\n{delimiter}").as_bytes())?;
+        let name = headers
+            .split("name=\"")
+            .nth(1)
+            .and_then(|after| after.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = Bytes::copy_from_slice(&content[..end]);
+        match name.as_str() {
+            "value" => value = Some(bytes),
+            "metadata" => metadata = Some(bytes),
+            _ => {}
+        }
+        rest = &content[end + 2 + delimiter.len()..];
+    }
+    Some((value?, metadata))
+}
+
 /// Adds the KV routes to the admin router: namespaces list; values get, put and delete; metadata;
-/// keys list. Values travel raw (a PUT's body is the value; metadata comes in the `metadata`
-/// query parameter as JSON, expiry in `expiration` / `expiration_ttl`).
+/// keys list. Values travel raw: a PUT's body is the value, or, as wrangler sends a value with
+/// metadata, a `multipart/form-data` body with `value` and `metadata` fields; Burrow also takes
+/// metadata as JSON in the `metadata` query parameter. Expiry comes in `expiration` /
+/// `expiration_ttl`.
 pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runtime: &Runtime) {
     let Some(kv) = service(runtime) else {
         return;
@@ -261,6 +312,11 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runt
                 expiration_ttl: integer_query(&request, "expiration_ttl")?,
                 metadata,
             };
+            let content_type = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
             let value: Bytes = request
                 .into_body()
                 .collect_limited(burrow_services::kv::error::MAX_VALUE_BYTES as u64 + 1)
@@ -272,6 +328,33 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runt
                         format!("cannot read the value: {error}"),
                     )
                 })?;
+            // wrangler sends a value with metadata as multipart/form-data (`value`, `metadata`).
+            let (value, options) = match content_type.as_deref().and_then(multipart_boundary) {
+                Some(boundary) => {
+                    let (value, metadata) = parse_form(&value, &boundary).ok_or_else(|| {
+                        ApiError::bad_request(
+                            kv_codes::INVALID,
+                            "malformed multipart/form-data body",
+                        )
+                    })?;
+                    let metadata = metadata
+                        .map(|text| {
+                            serde_json::from_slice::<serde_json::Value>(&text).map_err(|error| {
+                                ApiError::bad_request(
+                                    kv_codes::INVALID,
+                                    format!("metadata is not valid JSON: {error}"),
+                                )
+                            })
+                        })
+                        .transpose()?;
+                    let options = PutOptions {
+                        metadata: metadata.or(options.metadata),
+                        ..options
+                    };
+                    (value, options)
+                }
+                None => (value, options),
+            };
             namespace
                 .put_with(&key, &value, options)
                 .await
@@ -310,4 +393,22 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runt
             Ok(admin::success_with_info(page.keys, Some(info)))
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_values_and_metadata_are_read_as_wrangler_sends_them() {
+        let content_type = "multipart/form-data; boundary=\"----b42\"";
+        let boundary = multipart_boundary(content_type).unwrap();
+        assert_eq!(boundary, "----b42");
+        let body = b"------b42\r\nContent-Disposition: form-data; name=\"value\"\r\n\r\nline 1\r\nline 2\r\n------b42\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{\"a\":1}\r\n------b42--\r\n";
+        let (value, metadata) = parse_form(body, &boundary).unwrap();
+        assert_eq!(&value[..], b"line 1\r\nline 2");
+        assert_eq!(metadata.as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(multipart_boundary("application/octet-stream"), None);
+        assert!(parse_form(b"garbage", &boundary).is_none());
+    }
 }
