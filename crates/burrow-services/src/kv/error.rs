@@ -169,7 +169,12 @@ impl Error {
     /// Turns a failed stub call into the error its caller sees: a partition's own rejections
     /// keep their message, platform failures become [`Error::Unavailable`].
     pub(crate) fn from_object(method: Method, error: ObjectError) -> Error {
-        if error.remote {
+        // A partition's rejections are the messages above; anything else that arrives marked
+        // remote (a reset after a failed commit) is the platform's failure, not the caller's.
+        let rejection = error.message.starts_with("KV ")
+            || error.message == Error::EmptyKey.to_string()
+            || error.message.ends_with(" is not allowed as a key name.");
+        if error.remote && rejection {
             Error::Rejected(error.message)
         } else {
             Error::Unavailable { method, error }
@@ -281,6 +286,21 @@ mod tests {
             .status(),
             414
         );
+    }
+
+    #[test]
+    fn only_kv_rejections_count_as_the_callers_error() {
+        let rejected = Error::from_object(
+            Method::Put,
+            ObjectError::remote(Error::ValueTooLarge(5).to_string()),
+        );
+        assert_eq!(
+            rejected,
+            Error::Rejected(Error::ValueTooLarge(5).to_string())
+        );
+        let reset = Error::from_object(Method::Put, ObjectError::remote("disk I/O error"));
+        assert_eq!(reset.status(), 503);
+        assert_eq!(reset.to_string(), "KV PUT failed: 503 disk I/O error");
     }
 
     #[test]
