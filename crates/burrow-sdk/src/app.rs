@@ -50,6 +50,7 @@ pub struct App {
     worker: Option<MakeWorker>,
     scheduled: Option<crate::cron::MakeScheduled>,
     pub(crate) workflows: Vec<crate::workflow::Registration>,
+    queue: Option<crate::queue::MakeHandler>,
     default_config: PathBuf,
 }
 
@@ -76,6 +77,7 @@ impl App {
             worker: None,
             scheduled: None,
             workflows: Vec::new(),
+            queue: None,
             default_config: PathBuf::from(DEFAULT_CONFIG),
         }
     }
@@ -121,6 +123,18 @@ impl App {
         Fut: Future<Output = Result<()>> + 'static,
     {
         self.scheduled = Some(crate::cron::make_scheduled(handler));
+        self
+    }
+
+    /// The Worker's `queue` handler: receives the batches of every `[[queues.consumers]]` queue
+    /// (type `worker`) in `wrangler.toml`. Resolving acks every message not retried; an `Err`
+    /// retries every message not acked (see [`crate::queue`]).
+    pub fn queue<F, Fut>(mut self, handler: F) -> App
+    where
+        F: Fn(crate::queue::MessageBatch, Env) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<()>> + 'static,
+    {
+        self.queue = Some(crate::queue::make_handler(handler));
         self
     }
 
@@ -263,6 +277,10 @@ impl App {
         }
         let scheduled = self.scheduled.map(|make| make(env.clone()));
         let workflows = crate::workflow::service(&self.workflows, loaded, &env)?;
+        let queues = crate::queue::QueueGuest {
+            handler: self.queue.map(|make| make(env.clone())),
+            env: Some(env.clone()),
+        };
         let kv_namespaces = primary.config.kv_namespaces.clone();
         let make_worker = self.worker.unwrap_or_else(|| {
             Box::new(|env| {
@@ -303,6 +321,7 @@ impl App {
             worker,
             scheduled,
             workflows,
+            queues,
         })
     }
 }

@@ -32,6 +32,8 @@ struct EnvInner {
     kv: OnceLock<crate::kv::Bindings>,
     /// Workflow bindings (`crate::workflow`); filled before the runtime starts.
     workflows: OnceLock<crate::workflow::Bindings>,
+    /// Queue producer bindings (`crate::queue`); filled once the runtime has started.
+    queues: OnceLock<crate::queue::Bindings>,
 }
 
 /// One Durable Object binding: the runtime's namespace and the Rust type that implements it.
@@ -54,6 +56,7 @@ impl Env {
                 bindings: OnceLock::new(),
                 kv: OnceLock::new(),
                 workflows: OnceLock::new(),
+                queues: OnceLock::new(),
             }),
         }
     }
@@ -66,6 +69,11 @@ impl Env {
     /// The KV namespace bindings (see `crate::kv`).
     pub(crate) fn kv_bindings(&self) -> &OnceLock<crate::kv::Bindings> {
         &self.inner.kv
+    }
+
+    /// The queue producer bindings (see `crate::queue`).
+    pub(crate) fn queue_bindings(&self) -> &OnceLock<crate::queue::Bindings> {
+        &self.inner.queues
     }
 
     /// The Workflow bindings (see `crate::workflow`).

@@ -81,6 +81,7 @@ mod error;
 pub mod fetch;
 pub mod kv;
 mod object;
+pub mod queue;
 pub mod rpc;
 pub mod server;
 pub mod storage;

@@ -28,8 +28,8 @@ pub(crate) enum Command {
     Workers(WorkersArgs),
     /// Workers KV namespaces and keys, like wrangler's `kv` commands.
     Kv(crate::kv::KvArgs),
-    /// Queues: send, pull, ack (not yet available).
-    Queues(Unavailable),
+    /// Queues: list, create, send, stats, pull, ack, purge.
+    Queues(crate::queues::QueuesArgs),
     /// Workflow instances (not yet available).
     Workflows(Unavailable),
     /// Durable Object namespaces and objects (not yet available).

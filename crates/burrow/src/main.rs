@@ -4,6 +4,7 @@
 
 mod cli;
 mod kv;
+mod queues;
 mod remote;
 mod server;
 mod start;
@@ -31,7 +32,8 @@ fn main() -> ExitCode {
         }
         Command::Workers(args) => remote::workers(args),
         Command::Kv(args) => kv::run(args),
-        Command::Queues(_) | Command::Workflows(_) | Command::Objects(_) | Command::Sql(_) => {
+        Command::Queues(args) => queues::run(args),
+        Command::Workflows(_) | Command::Objects(_) | Command::Sql(_) => {
             eprintln!("burrow {name}: not yet available in this build");
             return ExitCode::from(EXIT_UNAVAILABLE);
         }

@@ -22,6 +22,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
         worker: Box::new(move |_runtime| Ok(handler)),
         scheduled: None,
         workflows: None,
+        queues: Default::default(),
     };
     server::run(loaded, options, guest)?;
     Ok(())

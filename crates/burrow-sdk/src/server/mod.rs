@@ -152,6 +152,8 @@ pub struct Guest {
     pub scheduled: Option<Arc<dyn burrow_services::cron::ScheduledHandler>>,
     /// The Workflows the guest implements (see `crate::workflow`).
     pub workflows: Option<burrow_services::workflows::Workflows>,
+    /// The guest's queue bindings and handler (see `crate::queue`).
+    pub queues: crate::queue::QueueGuest,
 }
 
 /// A running server. Stop it with [`Server::shutdown`].
@@ -159,6 +161,7 @@ pub struct Server {
     shards: Shards,
     runtime: Runtime,
     scheduler: Scheduler,
+    queues: crate::queue::Service,
     ingress: ServerHandle,
     admin: ServerHandle,
 }
@@ -216,6 +219,7 @@ impl Server {
         // The services' system classes run beside the guest's (they need no migration).
         let mut classes = guest.classes;
         classes.push(crate::kv::class());
+        classes.extend(crate::queue::classes());
         if let Some(workflows) = &guest.workflows {
             classes.extend(workflows.classes());
         }
@@ -243,13 +247,24 @@ impl Server {
             shards.shutdown(Duration::ZERO);
             return Err(Error::Guest(format!("Workflows did not start: {error}")));
         }
+        let queues = match crate::queue::start(&runtime, loaded, &guest.queues).await {
+            Ok(queues) => queues,
+            Err(error) => {
+                let _ = runtime.shutdown(Duration::ZERO).await;
+                shards.shutdown(Duration::ZERO);
+                return Err(error);
+            }
+        };
         let listeners =
             crate::cron::start(loaded, &shards, guest.scheduled).and_then(|scheduler| {
                 let listeners = serve_listeners(
                     loaded,
                     options,
                     guest.worker,
-                    guest.workflows.as_ref(),
+                    Services {
+                        workflows: guest.workflows.as_ref(),
+                        queues: &queues,
+                    },
                     &runtime,
                     &scheduler,
                     (ingress_listener, admin_listener),
@@ -259,6 +274,19 @@ impl Server {
                 }
                 listeners.map(|(ingress, admin)| (scheduler, ingress, admin))
             });
+        // Push consumers start once the Worker's bindings exist (the ingress handler made them).
+        let listeners = match listeners {
+            Ok(started) => match queues.start_consumers(loaded, guest.queues.handler).await {
+                Ok(()) => Ok(started),
+                Err(error) => {
+                    let (scheduler, ingress, admin) = started;
+                    scheduler.stop();
+                    drain(ingress, admin, Duration::ZERO).await;
+                    Err(error)
+                }
+            },
+            Err(error) => Err(error),
+        };
         match listeners {
             Ok((scheduler, ingress, admin)) => {
                 info!(
@@ -274,11 +302,13 @@ impl Server {
                     shards,
                     runtime,
                     scheduler,
+                    queues,
                     ingress,
                     admin,
                 })
             }
             Err(error) => {
+                queues.stop(Duration::ZERO).await;
                 if let Err(error) = runtime.shutdown(Duration::ZERO).await {
                     warn!(%error, "the object runtime did not stop cleanly");
                 }
@@ -310,12 +340,16 @@ impl Server {
             shards,
             runtime,
             scheduler,
+            queues,
             ingress,
             admin,
         } = self;
         scheduler.stop();
         let deadline = Instant::now() + grace;
         drain(ingress, admin, grace).await;
+        queues
+            .stop(deadline.saturating_duration_since(Instant::now()))
+            .await;
         stop(
             shards,
             runtime,
@@ -352,6 +386,7 @@ pub fn run(loaded: LoadedConfig, options: ServeOptions, guest: Guest) -> Result<
             shards,
             runtime,
             scheduler,
+            queues,
             ingress,
             admin,
         } = server;
@@ -369,17 +404,24 @@ pub fn run(loaded: LoadedConfig, options: ServeOptions, guest: Guest) -> Result<
             warn!("second signal: stopping without waiting");
             Duration::ZERO
         };
+        queues.stop(grace).await;
         stop(shards, runtime, grace).await?;
         info!("stopped");
         Ok(())
     })
 }
 
+/// The services whose admin routes the admin listener serves beside KV's.
+struct Services<'a> {
+    workflows: Option<&'a burrow_services::workflows::Workflows>,
+    queues: &'a crate::queue::Service,
+}
+
 fn serve_listeners(
     loaded: &LoadedConfig,
     options: &ServeOptions,
     worker: MakeWorker,
-    workflows: Option<&burrow_services::workflows::Workflows>,
+    services: Services<'_>,
     runtime: &Runtime,
     scheduler: &Scheduler,
     (ingress_listener, admin_listener): (TcpListener, TcpListener),
@@ -394,9 +436,10 @@ fn serve_listeners(
             .map_err(Error::Ingress)?;
     let mut router = admin::router(loaded, ingress.stats());
     crate::kv::admin_routes(&mut router, loaded, runtime);
-    if let Some(workflows) = workflows {
+    if let Some(workflows) = services.workflows {
         crate::workflow::admin_routes(&mut router, loaded, workflows);
     }
+    crate::queue::admin_routes(&mut router, services.queues);
     let auth = AdminAuth::new(options.api_tokens.iter().cloned());
     let admin =
         burrow_http::serve_admin(admin_listener, shards, router, auth, ServerOptions::admin())?;

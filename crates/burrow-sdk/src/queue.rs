@@ -1,0 +1,315 @@
+//! Queues: the `env.queue("BINDING")` producer of `[[queues.producers]]`, the app's `queue`
+//! handler ([`crate::App::queue`]) for `[[queues.consumers]]`, and the Queues endpoints of the
+//! admin API (Cloudflare's v4 shapes; see [`burrow_services::queues::api`]).
+//!
+//! A send resolves once the message is durable; a consumer gets batches by the consumer's
+//! `max_batch_size` / `max_batch_timeout`, with Cloudflare's ack and retry rules, retries with
+//! delays, and the dead-letter queue after `max_retries`. Every queue named in `wrangler.toml`
+//! (and every dead-letter queue) is created when the server starts.
+//!
+//! ```no_run
+//! use burrow::{App, Env, Request, Response, Result};
+//! use burrow::queue::{Body, MessageBatch, SendOptions};
+//!
+//! fn main() -> std::process::ExitCode {
+//!     App::new()
+//!         .fetch(|request: Request, env: Env| async move {
+//!             let jobs = env.queue("JOBS")?;
+//!             jobs.send(Body::text(request.path()), SendOptions::default()).await?;
+//!             Ok(Response::text("queued"))
+//!         })
+//!         .queue(|batch: MessageBatch, _env: Env| async move {
+//!             for message in batch.messages() {
+//!                 println!("{:?}", message.body().as_text());
+//!                 message.ack();
+//!             }
+//!             Ok(())
+//!         })
+//!         .serve_from_args()
+//! }
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use burrow_config::{ConsumerKind, LoadedConfig};
+use burrow_http::admin::{self, AdminRouter, ApiError};
+use burrow_runtime::Runtime;
+use burrow_runtime::clock::{LocalBoxFuture, SystemClock};
+use burrow_services::queues::api::{
+    AckRequest, Api, CreateQueue, PullRequest, PushBatch, PushMessage,
+};
+use burrow_services::queues::{HandlerError, Options, QueueHandler, Queues};
+use http::{Method, StatusCode};
+use tracing::warn;
+
+pub use burrow_services::queues::{
+    BatchMetadata, BatchOptions, Body, ContentType, Error, Message, MessageBatch, Queue,
+    QueueMetrics, RetryOptions, SendOptions, SendRequest,
+};
+
+use crate::env::Env;
+
+/// The producer bindings of one Worker, by binding name.
+pub(crate) type Bindings = HashMap<String, Queue>;
+
+/// Builds the app's queue handler once its `Env` exists.
+pub(crate) type MakeHandler = Box<dyn FnOnce(Env) -> Arc<dyn QueueHandler> + Send>;
+
+/// The system classes that keep queues; the server adds them to every runtime.
+pub(crate) fn classes() -> Vec<(String, Arc<dyn burrow_runtime::ObjectClass>)> {
+    Queues::classes()
+}
+
+/// Wraps `App::queue`'s function as the consumer handler.
+pub(crate) fn make_handler<F, Fut>(handler: F) -> MakeHandler
+where
+    F: Fn(MessageBatch, Env) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = crate::Result<()>> + 'static,
+{
+    Box::new(move |env| {
+        Arc::new(AppHandler {
+            handler: Arc::new(handler),
+            env,
+        }) as Arc<dyn QueueHandler>
+    })
+}
+
+struct AppHandler<F> {
+    handler: Arc<F>,
+    env: Env,
+}
+
+impl<F, Fut> QueueHandler for AppHandler<F>
+where
+    F: Fn(MessageBatch, Env) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = crate::Result<()>> + 'static,
+{
+    fn queue(&self, batch: MessageBatch) -> LocalBoxFuture<'static, Result<(), HandlerError>> {
+        let run = (self.handler)(batch, self.env.clone());
+        Box::pin(async move {
+            run.await
+                .map_err(|error| HandlerError::new(error.to_string()))
+        })
+    }
+}
+
+/// What a guest brings to the queue service: the `Env` its producer bindings go into and its
+/// `queue` handler (both absent for a JavaScript project until the JavaScript runtime lands).
+#[derive(Default)]
+pub struct QueueGuest {
+    pub(crate) env: Option<Env>,
+    pub(crate) handler: Option<Arc<dyn QueueHandler>>,
+}
+
+/// The node's queue service, as the server runs it.
+#[derive(Clone)]
+pub(crate) struct Service {
+    api: Api,
+}
+
+fn guest_error(error: Error) -> crate::server::Error {
+    crate::server::Error::Guest(format!("Queues did not start: {error}"))
+}
+
+/// Starts the service once the runtime runs: creates every queue the configuration names,
+/// resolves the primary Worker's producer bindings into its `Env`, and sets up the pull consumers.
+/// Push consumers start later ([`Service::start_consumers`]), once the Worker's bindings exist.
+pub(crate) async fn start(
+    runtime: &Runtime,
+    loaded: &LoadedConfig,
+    guest: &QueueGuest,
+) -> Result<Service, crate::server::Error> {
+    let queues =
+        Queues::new(runtime, Arc::new(SystemClock), Options::default()).map_err(guest_error)?;
+    let mut bindings = Bindings::new();
+    for producer in &loaded.primary.config.queue_producers {
+        let queue = queues.producer(producer).await.map_err(guest_error)?;
+        bindings.insert(producer.binding.clone(), queue);
+    }
+    if let Some(env) = &guest.env {
+        let _ = env.queue_bindings().set(bindings);
+    }
+    let mut pull = Vec::new();
+    for worker in loaded.workers() {
+        for producer in &worker.config.queue_producers {
+            queues.producer(producer).await.map_err(guest_error)?;
+        }
+        for consumer in &worker.config.queue_consumers {
+            if consumer.kind == ConsumerKind::HttpPull {
+                pull.push(queues.pull_consumer(consumer).await.map_err(guest_error)?);
+            }
+        }
+    }
+    Ok(Service {
+        api: Api::new(queues, pull),
+    })
+}
+
+impl Service {
+    /// Starts the push consumers of the primary Worker with the guest's handler.
+    pub(crate) async fn start_consumers(
+        &self,
+        loaded: &LoadedConfig,
+        handler: Option<Arc<dyn QueueHandler>>,
+    ) -> Result<(), crate::server::Error> {
+        for consumer in &loaded.primary.config.queue_consumers {
+            if consumer.kind != ConsumerKind::Worker {
+                continue;
+            }
+            match &handler {
+                Some(handler) => self
+                    .api
+                    .queues()
+                    .start_consumer(consumer, handler.clone())
+                    .await
+                    .map_err(guest_error)?,
+                None => warn!(
+                    queue = %consumer.queue,
+                    "[[queues.consumers]] names this queue, but the Worker has no queue handler: \
+                     messages wait until one exists (a Rust app adds it with App::queue)"
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the push consumers: no new batches; running ones get `grace` to settle.
+    pub(crate) async fn stop(&self, grace: Duration) {
+        self.api.queues().stop(grace).await;
+    }
+}
+
+impl Env {
+    /// The producer of binding `binding` (`[[queues.producers]]` in `wrangler.toml`).
+    pub fn queue(&self, binding: &str) -> crate::Result<Queue> {
+        let bindings = self.queue_bindings().get().ok_or_else(|| {
+            crate::Error::new("queue bindings are not available until the runtime has started")
+        })?;
+        bindings.get(binding).cloned().ok_or_else(|| {
+            let mut known: Vec<&str> = bindings.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            crate::Error::new(format!(
+                "env has no queue binding {binding:?} (queue bindings: {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin API.
+
+const QUEUES_PATH: &str = "/client/v4/accounts/:account/queues";
+const QUEUE_PATH: &str = "/client/v4/accounts/:account/queues/:queue";
+const METRICS_PATH: &str = "/client/v4/accounts/:account/queues/:queue/metrics";
+const MESSAGES_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages";
+const BATCH_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages/batch";
+const PULL_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages/pull";
+const ACK_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages/ack";
+const PURGE_PATH: &str = "/client/v4/accounts/:account/queues/:queue/purge";
+
+fn api_error(error: Error) -> ApiError {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    ApiError::new(status, error.code(), error.to_string())
+}
+
+/// Adds the Queues routes to the admin router.
+pub(crate) fn admin_routes(router: &mut AdminRouter, service: &Service) {
+    let api = service.api.clone();
+    router.route(Method::GET, QUEUES_PATH, move |_request| {
+        let api = api.clone();
+        async move {
+            let queues = api.list().await.map_err(api_error)?;
+            let count = queues.len();
+            Ok(admin::success_with_info(
+                queues,
+                Some(serde_json::json!({"page": 1, "per_page": count.max(20), "count": count, "total_count": count})),
+            ))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::POST, QUEUES_PATH, move |request| {
+        let api = api.clone();
+        async move {
+            let body: CreateQueue = request.json().await?;
+            Ok(admin::success(api.create(body).await.map_err(api_error)?))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::GET, QUEUE_PATH, move |request| {
+        let api = api.clone();
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            Ok(admin::success(api.get(&queue).await.map_err(api_error)?))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::GET, METRICS_PATH, move |request| {
+        let api = api.clone();
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            Ok(admin::success(
+                api.metrics(&queue).await.map_err(api_error)?,
+            ))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::POST, MESSAGES_PATH, move |request| {
+        let api = api.clone();
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            let message: PushMessage = request.json().await?;
+            Ok(admin::success(
+                api.push(&queue, message).await.map_err(api_error)?,
+            ))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::POST, BATCH_PATH, move |request| {
+        let api = api.clone();
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            let batch: PushBatch = request.json().await?;
+            Ok(admin::success(
+                api.push_batch(&queue, batch).await.map_err(api_error)?,
+            ))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::POST, PULL_PATH, move |request| {
+        let api = api.clone();
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            let pull: PullRequest = request.json().await.unwrap_or_default();
+            Ok(admin::success(
+                api.pull(&queue, pull).await.map_err(api_error)?,
+            ))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::POST, ACK_PATH, move |request| {
+        let api = api.clone();
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            let ack: AckRequest = request.json().await?;
+            Ok(admin::success(
+                api.ack(&queue, ack).await.map_err(api_error)?,
+            ))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::POST, PURGE_PATH, move |request| {
+        let api = api.clone();
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            Ok(admin::success(api.purge(&queue).await.map_err(api_error)?))
+        }
+    });
+}

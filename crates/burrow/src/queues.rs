@@ -1,0 +1,306 @@
+//! `burrow queues …`: queues from the command line, through a running server's admin API (the
+//! Cloudflare v4 Queues endpoints).
+//!
+//! - `burrow queues list`
+//! - `burrow queues create NAME [--delivery-delay-secs S] [--message-retention-period-secs S]`
+//! - `burrow queues send QUEUE BODY [--content-type text|json] [--delay-secs S]`
+//! - `burrow queues stats QUEUE`: backlog, in flight, acked, retried, dead-lettered, latency
+//! - `burrow queues pull QUEUE [--batch-size N] [--visibility-timeout-ms MS]` prints the
+//!   messages and their lease ids as JSON
+//! - `burrow queues ack QUEUE [LEASE_ID…] [--retry LEASE_ID…] [--retry-delay-secs S]`
+//! - `burrow queues purge QUEUE`
+
+use anyhow::{Context, bail};
+use burrow_http::Envelope;
+use clap::{Args, Subcommand};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::cli::ClientArgs;
+use crate::remote::{Remote, print_table};
+
+#[derive(Debug, Args)]
+pub(crate) struct QueuesArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+
+    #[command(subcommand)]
+    pub(crate) command: QueuesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueuesCommand {
+    /// List the queues.
+    List,
+    /// Create a queue (an existing one is left as it is).
+    Create {
+        /// The queue's name.
+        name: String,
+        /// Seconds every message waits before delivery.
+        #[arg(long)]
+        delivery_delay_secs: Option<u32>,
+        /// Seconds an unacknowledged message is kept (60 to 1209600; default 345600).
+        #[arg(long)]
+        message_retention_period_secs: Option<u32>,
+    },
+    /// Send one message.
+    Send {
+        /// The queue's name.
+        queue: String,
+        /// The body (JSON text with --content-type json).
+        body: String,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text")]
+        content_type: String,
+        /// Seconds before the message may be delivered.
+        #[arg(long)]
+        delay_secs: Option<u32>,
+    },
+    /// Backlog and delivery figures of a queue.
+    Stats {
+        /// The queue's name.
+        queue: String,
+    },
+    /// Lease messages (as an HTTP pull consumer), printed as JSON with their lease ids.
+    Pull {
+        /// The queue's name.
+        queue: String,
+        /// Messages to lease (1-100).
+        #[arg(long, default_value_t = 5)]
+        batch_size: u32,
+        /// How long the leased messages stay hidden.
+        #[arg(long, default_value_t = 30_000)]
+        visibility_timeout_ms: u64,
+    },
+    /// Acknowledge (and retry) pulled messages by lease id.
+    Ack {
+        /// The queue's name.
+        queue: String,
+        /// Leases to acknowledge.
+        lease_ids: Vec<String>,
+        /// Leases to retry.
+        #[arg(long = "retry")]
+        retries: Vec<String>,
+        /// Seconds before retried messages come back.
+        #[arg(long)]
+        retry_delay_secs: Option<u32>,
+    },
+    /// Delete every message of a queue.
+    Purge {
+        /// The queue's name.
+        queue: String,
+    },
+}
+
+/// Percent-encodes one path segment.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+/// POSTs `body` as JSON under the account; an error envelope becomes the error.
+fn post(remote: &Remote, rest: &str, body: &Value) -> anyhow::Result<Envelope> {
+    let raw = remote.raw(
+        Method::POST,
+        rest,
+        Some(("application/json", serde_json::to_vec(body)?)),
+    )?;
+    let envelope: Envelope = serde_json::from_slice(&raw.body).with_context(|| {
+        format!(
+            "{}: {}",
+            raw.status,
+            String::from_utf8_lossy(&raw.body).trim()
+        )
+    })?;
+    if !raw.status.is_success() || !envelope.success {
+        let message = envelope
+            .errors
+            .iter()
+            .map(|error| format!("{} [code: {}]", error.message, error.code))
+            .collect::<Vec<_>>()
+            .join("; ");
+        bail!("{}: {message}", raw.status);
+    }
+    Ok(envelope)
+}
+
+fn number(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
+    let remote = Remote::new(&args.client)?;
+    match args.command {
+        QueuesCommand::List => {
+            let envelope = remote.get("queues")?;
+            remote.print(&envelope, |result| {
+                let rows = result
+                    .as_array()
+                    .map(|queues| {
+                        queues
+                            .iter()
+                            .map(|queue| {
+                                vec![
+                                    number(&queue["queue_name"]),
+                                    number(&queue["queue_id"]),
+                                    number(&queue["created_on"]),
+                                    number(&queue["settings"]["delivery_delay"]),
+                                    number(&queue["settings"]["message_retention_period"]),
+                                ]
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                print_table(
+                    &["NAME", "ID", "CREATED", "DELIVERY DELAY", "RETENTION"],
+                    rows,
+                );
+            });
+        }
+        QueuesCommand::Create {
+            name,
+            delivery_delay_secs,
+            message_retention_period_secs,
+        } => {
+            let mut settings = json!({});
+            if let Some(delay) = delivery_delay_secs {
+                settings["delivery_delay"] = json!(delay);
+            }
+            if let Some(retention) = message_retention_period_secs {
+                settings["message_retention_period"] = json!(retention);
+            }
+            let envelope = post(
+                &remote,
+                "queues",
+                &json!({"queue_name": name, "settings": settings}),
+            )?;
+            remote.print(&envelope, |result| {
+                println!(
+                    "Created queue {} (id {}).",
+                    number(&result["queue_name"]),
+                    number(&result["queue_id"])
+                );
+            });
+        }
+        QueuesCommand::Send {
+            queue,
+            body,
+            content_type,
+            delay_secs,
+        } => {
+            let body = match content_type.as_str() {
+                "json" => serde_json::from_str::<Value>(&body)
+                    .context("the body is not valid JSON (--content-type json)")?,
+                "text" => Value::String(body),
+                other => bail!("--content-type {other}: use text or json"),
+            };
+            let mut message = json!({"body": body, "content_type": content_type});
+            if let Some(delay) = delay_secs {
+                message["delay_seconds"] = json!(delay);
+            }
+            let envelope = post(
+                &remote,
+                &format!("queues/{}/messages", encode(&queue)),
+                &message,
+            )?;
+            remote.print(&envelope, |result| {
+                println!(
+                    "Sent to {queue}; backlog {} messages.",
+                    number(&result["metadata"]["metrics"]["backlog_count"])
+                );
+            });
+        }
+        QueuesCommand::Stats { queue } => {
+            let envelope = remote.get(&format!("queues/{}/metrics", encode(&queue)))?;
+            remote.print(&envelope, |result| {
+                let keys = [
+                    ("backlog_count", "backlog"),
+                    ("backlog_bytes", "backlog bytes"),
+                    ("in_flight", "in flight"),
+                    ("delayed", "delayed"),
+                    ("acked", "acked"),
+                    ("retried", "retried"),
+                    ("dead_lettered", "dead-lettered"),
+                    ("dropped", "dropped"),
+                    ("expired", "expired"),
+                    ("oldest_message_timestamp_ms", "oldest message (ms)"),
+                    ("delivery_latency_p50_ms", "delivery p50 (ms)"),
+                    ("delivery_latency_p99_ms", "delivery p99 (ms)"),
+                ];
+                let rows = keys
+                    .iter()
+                    .map(|(key, label)| vec![(*label).to_owned(), number(&result[*key])])
+                    .collect();
+                print_table(&["QUEUE", &queue], rows);
+            });
+        }
+        QueuesCommand::Pull {
+            queue,
+            batch_size,
+            visibility_timeout_ms,
+        } => {
+            let envelope = post(
+                &remote,
+                &format!("queues/{}/messages/pull", encode(&queue)),
+                &json!({"batch_size": batch_size, "visibility_timeout_ms": visibility_timeout_ms}),
+            )?;
+            let result = envelope.result.unwrap_or(Value::Null);
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        }
+        QueuesCommand::Ack {
+            queue,
+            lease_ids,
+            retries,
+            retry_delay_secs,
+        } => {
+            let acks: Vec<Value> = lease_ids
+                .iter()
+                .map(|lease| json!({"lease_id": lease}))
+                .collect();
+            let retries: Vec<Value> = retries
+                .iter()
+                .map(|lease| match retry_delay_secs {
+                    Some(delay) => json!({"lease_id": lease, "delay_seconds": delay}),
+                    None => json!({"lease_id": lease}),
+                })
+                .collect();
+            let envelope = post(
+                &remote,
+                &format!("queues/{}/messages/ack", encode(&queue)),
+                &json!({"acks": acks, "retries": retries}),
+            )?;
+            remote.print(&envelope, |result| {
+                println!(
+                    "Acknowledged {}, retried {}.",
+                    number(&result["ackCount"]),
+                    number(&result["retryCount"])
+                );
+                if let Some(warnings) = result["warnings"].as_array() {
+                    for warning in warnings {
+                        eprintln!("warning: {}", number(warning));
+                    }
+                }
+            });
+        }
+        QueuesCommand::Purge { queue } => {
+            let envelope = post(
+                &remote,
+                &format!("queues/{}/purge", encode(&queue)),
+                &json!({"delete_messages_permanently": true}),
+            )?;
+            remote.print(&envelope, |_| println!("Purged {queue}."));
+        }
+    }
+    Ok(())
+}
