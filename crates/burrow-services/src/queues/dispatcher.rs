@@ -12,7 +12,8 @@
 //!    or until a producer stores messages, or a batch finishes.
 //! 4. A batch runs the handler on a shard picked round robin, bounded by Cloudflare's 15 minutes
 //!    of wall time. The precedence rules ([`super::consumer`]) give each message its outcome;
-//!    one `settle` RPC acks and retries them durably. Messages retried on their last attempt come
+//!    one settlement, carried by the partition's write pipeline with the producers' sends, acks
+//!    and retries them durably. Messages retried on their last attempt come
 //!    back held, and move to the dead-letter queue ([`super::state::hand_over`]).
 //!
 //! A crash anywhere leaves each message stored and either visible (a push lease does not survive
@@ -25,6 +26,7 @@ use super::producer::Queue;
 use super::protocol::{
     LeaseKind, LeaseRequest, LeaseResponse, SettleItem, SettleRequest, Settlement,
 };
+use super::pipeline;
 use super::state::{Partition, QueueState, hand_over};
 use burrow_runtime::clock::Clock;
 use std::cell::Cell;
@@ -288,7 +290,7 @@ impl Dispatcher {
         };
         let mut attempt = 0u32;
         let settled = loop {
-            match partition.settle(&request).await {
+            match pipeline::settle(&self.queue, partition, request.clone()).await {
                 Ok(settled) => break Some(settled),
                 Err(error) if attempt < 10 && !self.stop.is_stopped() => {
                     attempt += 1;

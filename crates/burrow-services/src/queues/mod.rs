@@ -33,6 +33,7 @@ mod limits;
 mod message;
 mod metrics;
 pub mod object;
+mod pipeline;
 mod producer;
 mod protocol;
 mod pull;

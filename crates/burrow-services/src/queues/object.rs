@@ -263,13 +263,18 @@ impl QueueObject {
             max_backlog_messages,
             max_backlog_bytes,
         } = request.bounds;
-        let mut messages = self.backlog_messages.get();
-        let mut bytes = self.backlog_bytes.get();
         let mut stored = Vec::with_capacity(request.groups.len());
+        let mut settled = Vec::with_capacity(request.settles.len());
         let mut rng = self.rng.borrow_mut();
-        self.db(|db| {
+        let (messages, bytes) = self.db(|db| {
             // One transaction for the call: an insert that fails leaves nothing of it behind.
             db.transaction(|db| {
+                // Settlements first: acks make room for the groups below.
+                for settle in &request.settles {
+                    settled.push(self.settle_in(db, settle, now)?);
+                }
+                let mut messages = self.backlog_messages.get();
+                let mut bytes = self.backlog_bytes.get();
                 if retention_ms != self.retention_ms.get() {
                     db.exec(
                         "UPDATE stats SET retention_ms = ?1 WHERE id = 1",
@@ -292,10 +297,13 @@ impl QueueObject {
                     bytes += group_bytes;
                     stored.push(true);
                 }
-                Ok::<(), DbError>(())
+                Ok::<(u64, u64), DbError>((messages, bytes))
             })
         })?;
         drop(rng);
+        if !request.settles.is_empty() && self.push.borrow().is_empty() {
+            self.keep_alive.settled.notify_one();
+        }
         self.retention_ms.set(retention_ms);
         self.backlog_messages.set(messages);
         self.backlog_bytes.set(bytes);
@@ -310,6 +318,7 @@ impl QueueObject {
             stored,
             backlog_messages: messages,
             backlog_bytes: bytes,
+            settled,
         })
     }
 
@@ -509,6 +518,21 @@ impl QueueObject {
 
     fn settle(&self, request: SettleRequest) -> Result<SettleResponse, ObjectError> {
         let now = self.now();
+        let response = self.db(|db| self.settle_in(db, &request, now))?;
+        if self.push.borrow().is_empty() {
+            self.keep_alive.settled.notify_one();
+        }
+        Ok(response)
+    }
+
+    /// Acks delete, retries make the message visible again after their delay, and a retry on
+    /// the last attempt exhausts the message. Within the caller's turn.
+    fn settle_in(
+        &self,
+        db: &mut Database,
+        request: &SettleRequest,
+        now: i64,
+    ) -> Result<SettleResponse, DbError> {
         let mut response = SettleResponse {
             acked: 0,
             retried: 0,
@@ -516,7 +540,7 @@ impl QueueObject {
             exhausted: Vec::new(),
             dropped: 0,
         };
-        self.db(|db| {
+        {
             for item in &request.items {
                 let seq = Value::Integer(item.seq);
                 let push = self.push.borrow_mut().take(item.seq, item.token);
@@ -591,10 +615,6 @@ impl QueueObject {
             Self::add_counter(db, "acked", u64::from(response.acked))?;
             Self::add_counter(db, "retried", u64::from(response.retried))?;
             Self::add_counter(db, "dropped", u64::from(response.dropped))?;
-            Ok(())
-        })?;
-        if self.push.borrow().is_empty() {
-            self.keep_alive.settled.notify_one();
         }
         Ok(response)
     }

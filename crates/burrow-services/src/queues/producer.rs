@@ -1,34 +1,19 @@
 //! The producer: `send` and `sendBatch` on a [`Queue`] handle, usable from any thread or shard.
 //!
-//! # Combining sends
-//! Every producer call is checked against Cloudflare's limits, then becomes one *group* in its
-//! partition's pending list. Up to `max_in_flight` flush tasks per partition (running on the
-//! partition's shard) take the pending groups, up to a message and byte bound, and store them with
-//! one `enqueue` RPC: one object turn, one journal record, one fsync shared with everything else
-//! committing at that moment. Each caller's future resolves when the RPC that carried its group
-//! returns, which the output gate holds until the commit is durable: an acknowledged send is on
-//! disk. Groups are stored whole or refused whole (the backlog bound), so a batch is never split.
-//!
-//! After an RPC returns, the flush lingers (at most [`LINGER`]) until about as many calls are
-//! pending as it just acknowledged: producers in a closed loop send again right away, and without
-//! the linger the next RPC would leave with the first few and the rest would wait a whole extra
-//! fsync.
-//!
-//! Pending bytes per partition are bounded; beyond the bound a send fails at once with
-//! Cloudflare's `Queue is overloaded. Please back off.`
+//! Every producer call is checked against Cloudflare's limits, then goes to one partition (round
+//! robin) as one group through that partition's write pipeline ([`super::pipeline`]), which
+//! combines concurrent calls into one RPC and one fsync. The call resolves once the commit that
+//! stored it is durable. A group is stored whole or refused whole (the backlog bound), so a
+//! batch is never split.
 
 use super::error::{Error, Operation};
 use super::limits::{self, MAX_DELAY_SECONDS};
 use super::message::{BatchOptions, Body, SendOptions, SendRequest};
-use super::protocol::{EnqueueRequest, NewMessage};
+use super::protocol::NewMessage;
 use super::registry::QueueSettings;
-use super::state::{Partition, PendingGroup, QueueState};
-use std::sync::{Arc, PoisonError};
-use std::time::Duration;
-use tokio::sync::oneshot;
-
-/// Longest a flush waits for the producers it just acknowledged to send again.
-const LINGER: Duration = Duration::from_micros(500);
+use super::pipeline;
+use super::state::QueueState;
+use std::sync::Arc;
 
 /// A producer binding for one queue (`env.MY_QUEUE`). Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
@@ -128,181 +113,6 @@ impl Queue {
 
     async fn submit(&self, operation: Operation, messages: Vec<NewMessage>) -> Result<(), Error> {
         let partition = self.state.pick_partition().clone();
-        let bytes: usize = messages.iter().map(|m| m.body.len()).sum();
-        let (reply, receiver) = oneshot::channel();
-        let start_flush = {
-            let mut pending = partition
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if pending.bytes + bytes > self.state.combine.max_pending_bytes {
-                return Err(Error::Overloaded { operation });
-            }
-            pending.bytes += bytes;
-            pending.groups.push_back(PendingGroup {
-                messages,
-                bytes,
-                operation,
-                reply,
-            });
-            let start = pending.in_flight < self.state.combine.max_in_flight;
-            if start {
-                pending.in_flight += 1;
-            }
-            start
-        };
-        partition.arrived.notify_one();
-        if start_flush {
-            let state = self.state.clone();
-            let flushing = partition.clone();
-            if let Err(error) = self
-                .state
-                .shards
-                .spawn(partition.shard, move || flush(state, flushing))
-            {
-                // The shard refused the task: fail whatever waits and let the next send retry.
-                let failed = {
-                    let mut pending = partition
-                        .pending
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    pending.in_flight -= 1;
-                    if pending.in_flight == 0 {
-                        pending.bytes = 0;
-                        std::mem::take(&mut pending.groups)
-                    } else {
-                        Default::default()
-                    }
-                };
-                for group in failed {
-                    let _ = group.reply.send(Err(Error::Storage(error.to_string())));
-                }
-            }
-        }
-        receiver
-            .await
-            .map_err(|_| Error::Storage("the send was cancelled by shutdown".to_string()))?
-    }
-}
-
-/// Waits until `wanted` groups are pending, or [`LINGER`] passed.
-async fn linger(partition: &Partition, wanted: usize) {
-    if wanted < 2 {
-        return;
-    }
-    let deadline = tokio::time::Instant::now() + LINGER;
-    loop {
-        let pending = partition
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .groups
-            .len();
-        if pending >= wanted {
-            return;
-        }
-        if tokio::time::timeout_at(deadline, partition.arrived.notified())
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-}
-
-/// Keeps a partition's count of running flushes right if a flush task is cancelled (shutdown).
-struct FlushSlot {
-    partition: Arc<Partition>,
-    released: bool,
-}
-
-impl Drop for FlushSlot {
-    fn drop(&mut self) {
-        if !self.released {
-            let mut pending = self
-                .partition
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            pending.in_flight -= 1;
-        }
-    }
-}
-
-/// One flush task: stores pending groups until none are left.
-async fn flush(state: Arc<QueueState>, partition: Arc<Partition>) {
-    let limits = state.combine;
-    let mut slot = FlushSlot {
-        partition: partition.clone(),
-        released: false,
-    };
-    let mut acknowledged = 0usize;
-    loop {
-        linger(&partition, acknowledged * 3 / 4).await;
-        let groups: Vec<PendingGroup> = {
-            let mut pending = partition
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if pending.groups.is_empty() {
-                // Under the lock, so a sender either sees this flush running or starts another.
-                pending.in_flight -= 1;
-                slot.released = true;
-                return;
-            }
-            let mut taken = Vec::new();
-            let (mut messages, mut bytes) = (0usize, 0usize);
-            while let Some(next) = pending.groups.front() {
-                let fits = messages + next.messages.len() <= limits.max_messages
-                    && bytes + next.bytes <= limits.max_bytes;
-                if !taken.is_empty() && !fits {
-                    break;
-                }
-                messages += next.messages.len();
-                bytes += next.bytes;
-                taken.push(pending.groups.pop_front().expect("front exists"));
-            }
-            pending.bytes -= bytes;
-            taken
-        };
-        acknowledged = groups.len();
-        let mut replies = Vec::with_capacity(groups.len());
-        let mut request = EnqueueRequest {
-            bounds: state.bounds(),
-            groups: Vec::with_capacity(groups.len()),
-        };
-        for group in groups {
-            replies.push((group.reply, group.operation));
-            request.groups.push(group.messages);
-        }
-        match partition.enqueue(&request).await {
-            Ok(response) => {
-                let mut any = false;
-                for ((reply, operation), stored) in replies.into_iter().zip(response.stored) {
-                    any |= stored;
-                    let result = if stored {
-                        Ok(())
-                    } else {
-                        Err(Error::BacklogFull {
-                            operation,
-                            queue: state.name.clone(),
-                            backlog_messages: response.backlog_messages,
-                            backlog_bytes: response.backlog_bytes,
-                            max_messages: state.settings.max_backlog_messages,
-                            max_bytes: state.settings.max_backlog_bytes,
-                        })
-                    };
-                    let _ = reply.send(result);
-                }
-                if any {
-                    state.stored.notify_one();
-                }
-            }
-            Err(error) => {
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(error.clone()));
-                }
-            }
-        }
+        pipeline::store(&self.state, &partition, operation, messages).await
     }
 }

@@ -45,12 +45,14 @@ pub(crate) struct NewMessage {
     pub(crate) prior_attempts: u32,
 }
 
-/// `enqueue`: groups are stored whole or not at all, each on its own (one group per producer
-/// call, several calls combined into one RPC).
+/// `enqueue`: the partition's combined writes. Settlements run first (acks make room), then
+/// groups are stored whole or not at all, each on its own (one group per producer call, several
+/// calls combined into one RPC, so that one commit and one fsync serve them all).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EnqueueRequest {
     pub(crate) bounds: Bounds,
     pub(crate) groups: Vec<Vec<NewMessage>>,
+    pub(crate) settles: Vec<SettleRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +61,8 @@ pub(crate) struct EnqueueResponse {
     pub(crate) stored: Vec<bool>,
     pub(crate) backlog_messages: u64,
     pub(crate) backlog_bytes: u64,
+    /// Per settle request, in order.
+    pub(crate) settled: Vec<SettleResponse>,
 }
 
 /// `lease`: takes up to `max_messages` visible messages and hides them for `visibility_ms`.
@@ -236,6 +240,10 @@ impl EnqueueRequest {
                     .u32(message.prior_attempts);
             }
         }
+        writer.u32(self.settles.len() as u32);
+        for settle in &self.settles {
+            writer.bytes(&settle.encode());
+        }
         writer.finish()
     }
 
@@ -262,8 +270,16 @@ impl EnqueueRequest {
             }
             groups.push(group);
         }
+        let count = reader.count(4)?;
+        let settles = (0..count)
+            .map(|_| SettleRequest::decode(reader.bytes()?))
+            .collect::<Result<_, _>>()?;
         reader.end()?;
-        Ok(EnqueueRequest { bounds, groups })
+        Ok(EnqueueRequest {
+            bounds,
+            groups,
+            settles,
+        })
     }
 }
 
@@ -275,6 +291,10 @@ impl EnqueueResponse {
             writer.bool(*stored);
         }
         writer.u64(self.backlog_messages).u64(self.backlog_bytes);
+        writer.u32(self.settled.len() as u32);
+        for settled in &self.settled {
+            writer.bytes(&settled.encode());
+        }
         writer.finish()
     }
 
@@ -284,10 +304,17 @@ impl EnqueueResponse {
         let stored = (0..count)
             .map(|_| reader.bool())
             .collect::<Result<_, _>>()?;
+        let backlog_messages = reader.u64()?;
+        let backlog_bytes = reader.u64()?;
+        let count = reader.count(4)?;
+        let settled = (0..count)
+            .map(|_| SettleResponse::decode(reader.bytes()?))
+            .collect::<Result<_, _>>()?;
         let response = EnqueueResponse {
             stored,
-            backlog_messages: reader.u64()?,
-            backlog_bytes: reader.u64()?,
+            backlog_messages,
+            backlog_bytes,
+            settled,
         };
         reader.end()?;
         Ok(response)
@@ -553,12 +580,28 @@ mod tests {
                 }],
                 vec![],
             ],
+            settles: vec![SettleRequest {
+                items: vec![SettleItem {
+                    seq: 1,
+                    token: 2,
+                    settlement: Settlement::Ack,
+                }],
+                max_attempts: 3,
+                has_dead_letter_queue: true,
+            }],
         };
         assert_eq!(EnqueueRequest::decode(enqueue.encode()), Ok(enqueue));
         let response = EnqueueResponse {
             stored: vec![true, false],
             backlog_messages: 8,
             backlog_bytes: 9,
+            settled: vec![SettleResponse {
+                acked: 1,
+                retried: 0,
+                stale: 0,
+                exhausted: vec![leased(5)],
+                dropped: 0,
+            }],
         };
         assert_eq!(EnqueueResponse::decode(response.encode()), Ok(response));
         let lease = LeaseRequest {

@@ -14,6 +14,7 @@ use super::limits::{
 use super::message::Body;
 use super::producer::Queue;
 use super::protocol::{LeaseKind, LeaseRequest, SettleItem, SettleRequest, Settlement};
+use super::pipeline;
 use super::state::{QueueState, hand_over};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -210,7 +211,7 @@ impl PullConsumer {
                 max_attempts: self.max_attempts,
                 has_dead_letter_queue: self.dead_letter.is_some(),
             };
-            let settled = partition.settle(&request).await?;
+            let settled = pipeline::settle(&self.queue, partition, request).await?;
             outcome.acked += settled.acked;
             outcome.retried += settled.retried;
             outcome.ignored += settled.stale;

@@ -11,7 +11,7 @@ use super::object::{self, QueueClass};
 use super::producer::Queue;
 use super::pull::PullConsumer;
 use super::registry::{self, QueueInfo, QueueSettings, RegistryClass};
-use super::state::{CombineLimits, Partition, Pending, QueueState};
+use super::state::{CombineLimits, Partition, QueueState};
 use burrow_config::{ConsumerKind, QueueConsumer, QueueProducer};
 use burrow_runtime::clock::Clock;
 use burrow_runtime::guest::ObjectClass;
@@ -199,7 +199,7 @@ impl Queues {
                     index,
                     stub,
                     shard,
-                    pending: Mutex::new(Pending::default()),
+                    pending: Mutex::new(super::pipeline::Pending::default()),
                     arrived: tokio::sync::Notify::new(),
                 })
             })

@@ -2,24 +2,22 @@
 //! the signal that wakes its dispatcher, and live metrics; plus typed wrappers of the partition
 //! RPCs and the hand-over of exhausted messages to a dead-letter queue.
 
-use super::error::{Error, Operation};
+use super::error::Error;
 use super::limits::MAX_DELAY_SECONDS;
 use super::metrics::LiveMetrics;
 use super::protocol::{
     Bounds, EnqueueRequest, EnqueueResponse, ForgetRequest, LeaseRequest, LeaseResponse,
-    LeasedMessage, NewMessage, PartitionStats, RecoverRequest, RecoverResponse, SettleRequest,
-    SettleResponse, method,
+    LeasedMessage, NewMessage, PartitionStats, RecoverRequest, RecoverResponse, method,
 };
 use super::registry::QueueSettings;
 use burrow_runtime::Stub;
 use burrow_runtime::shard::Shards;
 use bytes::Bytes;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
-/// Bounds on the producer's combining of sends (see [`super::producer`]).
+/// Bounds on a partition's write pipeline (see [`super::pipeline`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CombineLimits {
     pub(crate) max_messages: usize,
@@ -28,29 +26,13 @@ pub(crate) struct CombineLimits {
     pub(crate) max_pending_bytes: usize,
 }
 
-/// One producer call waiting to be stored.
-pub(crate) struct PendingGroup {
-    pub(crate) messages: Vec<NewMessage>,
-    pub(crate) bytes: usize,
-    pub(crate) operation: Operation,
-    pub(crate) reply: oneshot::Sender<Result<(), Error>>,
-}
-
-#[derive(Default)]
-pub(crate) struct Pending {
-    pub(crate) groups: VecDeque<PendingGroup>,
-    pub(crate) bytes: usize,
-    /// Enqueue RPCs running for this partition.
-    pub(crate) in_flight: usize,
-}
-
 /// One partition object of a queue.
 pub(crate) struct Partition {
     pub(crate) index: u32,
     pub(crate) stub: Stub,
     /// The shard the object lives on: its flushes and the dispatcher run there.
     pub(crate) shard: usize,
-    pub(crate) pending: Mutex<Pending>,
+    pub(crate) pending: Mutex<super::pipeline::Pending>,
     /// Signalled when a group is added, for a flush lingering for the producers it just acked.
     pub(crate) arrived: Notify,
 }
@@ -68,11 +50,6 @@ impl Partition {
     pub(crate) async fn lease(&self, request: &LeaseRequest) -> Result<LeaseResponse, Error> {
         let bytes = self.call(method::LEASE, request.encode()).await?;
         Ok(LeaseResponse::decode(bytes)?)
-    }
-
-    pub(crate) async fn settle(&self, request: &SettleRequest) -> Result<SettleResponse, Error> {
-        let bytes = self.call(method::SETTLE, request.encode()).await?;
-        Ok(SettleResponse::decode(bytes)?)
     }
 
     pub(crate) async fn forget(&self, seqs: Vec<i64>) -> Result<(), Error> {
