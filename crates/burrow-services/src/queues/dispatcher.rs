@@ -22,11 +22,11 @@
 
 use super::consumer::{BatchMetadata, MessageBatch, Outcome, QueueHandler};
 use super::limits::CONSUMER_WALL_TIME_MS;
+use super::pipeline;
 use super::producer::Queue;
 use super::protocol::{
     LeaseKind, LeaseRequest, LeaseResponse, SettleItem, SettleRequest, Settlement,
 };
-use super::pipeline;
 use super::state::{Partition, QueueState, hand_over};
 use burrow_runtime::clock::Clock;
 use std::cell::Cell;

@@ -46,10 +46,9 @@ impl Write {
     /// (items, body bytes) it adds to an RPC.
     fn size(&self) -> (usize, usize) {
         match self {
-            Write::Messages { messages, .. } => (
-                messages.len(),
-                messages.iter().map(|m| m.body.len()).sum(),
-            ),
+            Write::Messages { messages, .. } => {
+                (messages.len(), messages.iter().map(|m| m.body.len()).sum())
+            }
             Write::Settle { request, .. } => (request.items.len(), 0),
         }
     }
@@ -234,7 +233,10 @@ async fn flush(state: Arc<QueueState>, partition: Arc<Partition>) {
                     request.groups.push(messages);
                     message_replies.push((reply, operation));
                 }
-                Write::Settle { request: settle, reply } => {
+                Write::Settle {
+                    request: settle,
+                    reply,
+                } => {
                     request.settles.push(settle);
                     settle_replies.push(reply);
                 }

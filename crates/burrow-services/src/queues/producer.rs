@@ -9,9 +9,9 @@
 use super::error::{Error, Operation};
 use super::limits::{self, MAX_DELAY_SECONDS};
 use super::message::{BatchOptions, Body, SendOptions, SendRequest};
+use super::pipeline;
 use super::protocol::NewMessage;
 use super::registry::QueueSettings;
-use super::pipeline;
 use super::state::QueueState;
 use std::sync::Arc;
 

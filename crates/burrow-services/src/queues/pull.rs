@@ -12,9 +12,9 @@ use super::limits::{
     MAX_VISIBILITY_TIMEOUT_MS,
 };
 use super::message::Body;
+use super::pipeline;
 use super::producer::Queue;
 use super::protocol::{LeaseKind, LeaseRequest, SettleItem, SettleRequest, Settlement};
-use super::pipeline;
 use super::state::{QueueState, hand_over};
 use std::collections::BTreeMap;
 use std::sync::Arc;
