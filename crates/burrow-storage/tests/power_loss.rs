@@ -307,3 +307,24 @@ fn one_seed_reproduces_the_same_run() {
     assert_eq!(first, second);
     assert!(first.trace.len() > 10, "the workload did something");
 }
+
+/// A data directory created several levels deep on first start survives a power loss that
+/// happens after the first acknowledged commit (the engine syncs every ancestor it may have made).
+#[test]
+fn a_fresh_deep_data_directory_survives_power_loss() {
+    let sim = SimFs::new(3);
+    let root = Path::new("/srv/burrow/deep/data");
+    let engine = Engine::open(Arc::new(sim.clone()), root, options()).unwrap();
+    let mut object = engine.open_object(NAMESPACE, &object_id(0)).unwrap();
+    object.db().put("k", b"v").unwrap();
+    let durable = object.commit().unwrap().unwrap();
+    while !durable.is_durable() {
+        engine.flush_journal().unwrap();
+    }
+    drop(object);
+    drop(engine);
+    sim.crash_with(burrow_storage::fs::sim::CrashMode::DropUnsynced);
+    let engine = Engine::open(Arc::new(sim.clone()), root, options()).unwrap();
+    let mut object = engine.open_object(NAMESPACE, &object_id(0)).unwrap();
+    assert_eq!(object.db().get("k").unwrap().as_deref(), Some(&b"v"[..]));
+}

@@ -225,6 +225,13 @@ impl Engine {
         sync_dir_chain(fs.as_ref(), root, &root.join("journal"))?;
         sync_dir_chain(fs.as_ref(), root, &root.join("objects"))?;
         sync_dir_chain(fs.as_ref(), root, &root.join("node"))?;
+        // The data directory itself may have been created just now, several levels deep: make
+        // every ancestor's entry durable too, or a power loss could take the whole tree.
+        let mut ancestor = root.parent();
+        while let Some(dir) = ancestor.filter(|d| !d.as_os_str().is_empty()) {
+            fs.sync_dir(dir)?;
+            ancestor = dir.parent();
+        }
         let journal = Journal::open(fs.clone(), &root.join("journal"), options.journal.clone())?;
         let recovery = recovery::replay(fs.as_ref(), root, &journal)?;
         let vfs = Vfs::register(fs.clone()).map_err(vfs_error)?;
