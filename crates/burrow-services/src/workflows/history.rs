@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::error::WorkflowError;
 use super::status::Status;
-use super::store::{HistoryAttempt, HistoryStep, Meta, StepState};
+use super::store::{Meta, StepKind, StepRecord, StepState};
 
 /// `2025-01-02T03:04:05.000Z`, as Cloudflare's API writes times.
 pub fn rfc3339(epoch_ms: i64) -> String {
@@ -61,19 +61,19 @@ fn finished(state: StepState) -> bool {
 }
 
 /// The "Get instance" result for this instance.
-pub(crate) fn details(meta: &Meta, steps: &[HistoryStep], attempts: &[HistoryAttempt]) -> Value {
+pub(crate) fn details(meta: &Meta, steps: &[StepRecord]) -> Value {
     let mut entries: Vec<Value> = steps
         .iter()
-        .map(|step| match step.kind.as_str() {
-            "do" => {
-                let step_attempts: Vec<Value> = attempts
+        .map(|step| match step.kind {
+            StepKind::Do => {
+                let attempts: Vec<Value> = step
+                    .attempts
                     .iter()
-                    .filter(|attempt| attempt.step == step.seq)
                     .map(|attempt| {
                         json!({
                             "start": rfc3339(attempt.start_ms),
                             "end": time(attempt.end_ms),
-                            "success": attempt.success,
+                            "success": attempt.end_ms.map(|_| attempt.error.is_none()),
                             "error": error(attempt.error.as_ref()),
                         })
                     })
@@ -83,8 +83,8 @@ pub(crate) fn details(meta: &Meta, steps: &[HistoryStep], attempts: &[HistoryAtt
                     "name": step.name,
                     "start": rfc3339(step.start_ms),
                     "end": time(step.end_ms),
-                    "attempts": step_attempts,
-                    "config": parsed(step.config.as_deref()),
+                    "attempts": attempts,
+                    "config": step.config.clone().unwrap_or(Value::Null),
                     "output": parsed(step.result.as_deref()),
                     "success": match step.state {
                         StepState::Complete => Value::Bool(true),
@@ -93,7 +93,7 @@ pub(crate) fn details(meta: &Meta, steps: &[HistoryStep], attempts: &[HistoryAtt
                     },
                 })
             }
-            "sleep" => json!({
+            StepKind::Sleep => json!({
                 "type": "sleep",
                 "name": step.name,
                 "start": rfc3339(step.start_ms),
@@ -101,7 +101,7 @@ pub(crate) fn details(meta: &Meta, steps: &[HistoryStep], attempts: &[HistoryAtt
                 "finished": finished(step.state),
                 "error": Value::Null,
             }),
-            _ => json!({
+            StepKind::WaitForEvent => json!({
                 "type": "waitForEvent",
                 "name": step.name,
                 "start": rfc3339(step.start_ms),

@@ -61,7 +61,6 @@ impl ObjectClass for InstanceClass {
             store: Store::new(ctx.storage()),
             ctx,
             shared: self.shared.clone(),
-            prepared: Cell::new(false),
             run: RefCell::new(None),
             generation: Cell::new(0),
             requesting_slot: Cell::new(false),
@@ -78,7 +77,6 @@ struct Instance {
     ctx: ObjectContext,
     shared: Arc<Shared>,
     store: Store,
-    prepared: Cell<bool>,
     run: RefCell<Option<LiveRun>>,
     /// Bumped whenever a run starts or is cancelled; a run that finds it changed is stale.
     generation: Cell<u64>,
@@ -92,10 +90,6 @@ const ATTACH_WAIT_ROUNDS: u32 = 3_000;
 
 impl Instance {
     fn meta(&self) -> Result<Option<Meta>, ObjectError> {
-        if !self.prepared.get() {
-            self.store.prepare()?;
-            self.prepared.set(true);
-        }
         self.store.meta()
     }
 
@@ -287,6 +281,7 @@ impl Instance {
             self.shared.metrics.clone(),
             self.shared.options.max_steps,
             meta.pause_requested,
+            meta.next_step,
         );
         let cancel = Rc::new(Cancel::default());
         meta.status = if meta.pause_requested {
@@ -310,7 +305,12 @@ impl Instance {
         });
         let this = self.clone();
         self.ctx.wait_until(async move {
-            let outcome = Driver { run, core, cancel }.await;
+            let outcome = Driver {
+                run,
+                core: core.clone(),
+                cancel,
+            }
+            .await;
             tracing::debug!(
                 generation,
                 current = this.generation.get(),
@@ -324,7 +324,7 @@ impl Instance {
             if let Outcome::Cancelled = outcome {
                 return;
             }
-            match this.conclude(outcome) {
+            match this.conclude(outcome, core.next_step()) {
                 Ok(update) => this.send_report(update),
                 Err(error) => {
                     tracing::error!(error = %error.message, "workflow instance state not saved")
@@ -335,10 +335,11 @@ impl Instance {
     }
 
     /// Stores how a run ended; returns the report for the registry.
-    fn conclude(&self, outcome: Outcome) -> Result<UpdateArgs, ObjectError> {
+    fn conclude(&self, outcome: Outcome, next_step: i64) -> Result<UpdateArgs, ObjectError> {
         let mut meta = self
             .meta()?
             .ok_or_else(|| ObjectError::internal("workflow instance has no state"))?;
+        meta.next_step = meta.next_step.max(next_step);
         let now = self.now_ms();
         let storage = self.ctx.storage();
         match outcome {
@@ -420,13 +421,26 @@ impl Instance {
             }
             return Ok(Ok(()));
         }
-        self.store.insert_meta(
-            &args.workflow,
-            &args.instance_id,
-            &args.params,
-            args.created_ms,
-            args.granted,
-        )?;
+        let now = self.now_ms();
+        self.store.save_meta(&Meta {
+            workflow: args.workflow,
+            instance: args.instance_id,
+            params: args.params,
+            status: Status::Queued,
+            output: None,
+            error: None,
+            created_ms: args.created_ms,
+            started_ms: None,
+            ended_ms: None,
+            modified_ms: now,
+            paused_ms: None,
+            pause_requested: false,
+            wake_ms: None,
+            has_slot: args.granted,
+            update_seq: 0,
+            next_step: 0,
+            next_event: 0,
+        })?;
         self.ensure_running()?;
         Ok(Ok(()))
     }
@@ -475,8 +489,8 @@ impl Instance {
         let Some(meta) = self.meta()? else {
             return Ok(Err(Error::NotFound(String::new())));
         };
-        let (steps, attempts) = self.store.history()?;
-        Ok(Ok(history::details(&meta, &steps, &attempts)))
+        let steps = self.store.steps()?;
+        Ok(Ok(history::details(&meta, &steps)))
     }
 
     fn pause(self: &Rc<Self>) -> Result<Result<Status, Error>, ObjectError> {
@@ -565,7 +579,6 @@ impl Instance {
             return Ok(Err(Error::NotFound(String::new())));
         };
         self.cancel_run();
-        self.store.wipe_run()?;
         self.ctx.storage().delete_alarm()?;
         meta.status = Status::Queued;
         meta.output = None;
@@ -575,17 +588,25 @@ impl Instance {
         meta.paused_ms = None;
         meta.pause_requested = false;
         meta.wake_ms = None;
-        self.save(&mut meta)?;
+        meta.next_step = 0;
+        meta.modified_ms = self.now_ms();
+        self.store.wipe_run(&meta)?;
         self.ensure_running()?;
         Ok(Ok(Status::Queued))
     }
 
     fn event(self: &Rc<Self>, args: EventArgs) -> Result<Result<(), Error>, ObjectError> {
-        let Some(meta) = self.meta()? else {
+        let Some(mut meta) = self.meta()? else {
             return Ok(Err(Error::NotFound(String::new())));
         };
-        self.store
-            .insert_event(&args.event_type, &args.payload, args.timestamp_ms)?;
+        self.store.insert_event(
+            meta.next_event,
+            &args.event_type,
+            &args.payload,
+            args.timestamp_ms,
+        )?;
+        meta.next_event += 1;
+        self.save(&mut meta)?;
         if meta.status == Status::Waiting || self.running() {
             self.wake()?;
         }
@@ -595,7 +616,6 @@ impl Instance {
     fn purge(&self) -> Result<Result<(), Error>, ObjectError> {
         self.cancel_run();
         self.store.purge()?;
-        self.prepared.set(false);
         Ok(Ok(()))
     }
 

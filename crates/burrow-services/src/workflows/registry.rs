@@ -71,7 +71,7 @@ const COUNTS: &str = "SELECT (SELECT count(*) FROM wf_instances WHERE holds = 1)
 const SET_WORKFLOW: &str = "INSERT OR IGNORE INTO wf_registry(id, workflow) VALUES (1, ?1)";
 const EXISTS: &str = "SELECT 1 FROM wf_instances WHERE id = ?1";
 const INSERT: &str = "INSERT INTO wf_instances(id, status, created_ms, modified_ms, holds, \
-queued_at, dispatch, params) VALUES (?1, 'queued', ?2, ?2, ?3, ?4, 1, ?5)";
+queued_at, dispatch, params) VALUES (?1, 'queued', ?2, ?2, ?3, ?4, 0, ?5)";
 const SELECT_ROW: &str = "SELECT update_seq, holds, queued_at, params IS NOT NULL, started_ms \
 FROM wf_instances WHERE id = ?1";
 const UPDATE_ROW: &str = "UPDATE wf_instances SET update_seq = ?2, status = ?3, \
@@ -249,7 +249,11 @@ impl Registry {
         Ok(granted)
     }
 
-    fn create(self: &Rc<Self>, args: CreateArgs) -> Result<Result<(), Error>, ObjectError> {
+    /// Records new instances, each with a slot if one is free (else queued), and answers which
+    /// got one. The caller sends each instance its `init` once this is durable (the reply
+    /// leaves only then); if it cannot, `materialize` or `recover` does, because the row keeps
+    /// its params until the instance first reports.
+    fn create(self: &Rc<Self>, args: CreateArgs) -> Result<Result<Vec<bool>, Error>, ObjectError> {
         self.prepare(Some(&args.workflow))?;
         let mut seen = HashSet::new();
         for new in &args.instances {
@@ -264,8 +268,10 @@ impl Registry {
             }
         }
         let limit = self.limit();
+        let mut granted = Vec::with_capacity(args.instances.len());
         for new in &args.instances {
             let holds = self.running.get() < limit && self.queued.get() == 0;
+            granted.push(holds);
             let queued_at = if holds {
                 self.running.set(self.running.get() + 1);
                 Value::Null
@@ -289,8 +295,7 @@ impl Registry {
                 .map(drop)
             })?;
         }
-        self.dispatch();
-        Ok(Ok(()))
+        Ok(Ok(granted))
     }
 
     fn update(self: &Rc<Self>, args: UpdateArgs) -> Result<Result<Granted, Error>, ObjectError> {

@@ -36,7 +36,7 @@ use serde_json::Value;
 use super::error::{WorkflowError, message};
 use super::limits::is_valid_step_name;
 use super::metrics::Metrics;
-use super::store::{StepKind, Store};
+use super::store::{StepKind, StepRecord, Store};
 
 /// What a parked step's check found.
 pub(crate) enum Parked<T> {
@@ -66,6 +66,8 @@ pub(crate) struct RunCore {
     paused: Cell<bool>,
     /// When the last step result became durable (for the step latency metric).
     last_durable: Cell<Option<Instant>>,
+    /// The `seq` the next new step gets (the history's order).
+    next_step: Cell<i64>,
 }
 
 impl RunCore {
@@ -75,6 +77,7 @@ impl RunCore {
         metrics: Arc<Metrics>,
         max_steps: u32,
         paused: bool,
+        next_step: i64,
     ) -> Rc<RunCore> {
         Rc::new(RunCore {
             store,
@@ -90,7 +93,27 @@ impl RunCore {
             fatal: RefCell::new(None),
             paused: Cell::new(paused),
             last_durable: Cell::new(None),
+            next_step: Cell::new(next_step),
         })
+    }
+
+    /// A step reached for the first time.
+    pub(crate) fn new_step(&self, kind: StepKind, name: &str, occurrence: u32) -> StepRecord {
+        let seq = self.next_step.get();
+        self.next_step.set(seq + 1);
+        StepRecord::new(seq, kind, name, occurrence, self.now_ms())
+    }
+
+    /// A step found in storage: later new steps come after it.
+    pub(crate) fn known_step(&self, record: &StepRecord) {
+        if record.seq >= self.next_step.get() {
+            self.next_step.set(record.seq + 1);
+        }
+    }
+
+    /// The `seq` the next new step would get (saved with the instance when the run ends).
+    pub(crate) fn next_step(&self) -> i64 {
+        self.next_step.get()
     }
 
     pub(crate) fn now_ms(&self) -> i64 {

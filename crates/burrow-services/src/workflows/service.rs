@@ -3,7 +3,10 @@
 //! [`WorkflowInstance`] (`status`, `pause`, `resume`, `terminate`, `restart`, `send_event`).
 
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use burrow_config::BurrowSettings;
@@ -25,8 +28,8 @@ use super::limits::{
 };
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::protocol::{
-    self, CreateArgs, EventArgs, InstancePage, InstanceSummary, ListArgs, LookupArgs, NewInstance,
-    RecoverArgs, StatusReply,
+    self, CreateArgs, EventArgs, InitArgs, InstancePage, InstanceSummary, ListArgs, LookupArgs,
+    NewInstance, RecoverArgs, StatusReply,
 };
 use super::registry::{self, RegistryClass};
 use super::status::Status;
@@ -390,17 +393,43 @@ impl Workflow {
             .into_iter()
             .map(|options| self.new_instance(options))
             .collect::<Result<Vec<_>, _>>()?;
-        let handles = instances.iter().map(|new| self.handle(&new.id)).collect();
-        protocol::call::<_, ()>(
+        let handles: Vec<WorkflowInstance> =
+            instances.iter().map(|new| self.handle(&new.id)).collect();
+        let granted: Vec<bool> = protocol::call(
             &self.registry()?,
             protocol::registry::CREATE,
             &CreateArgs {
                 workflow: self.name.clone(),
-                instances,
+                instances: instances.clone(),
             },
         )
         .await?;
+        // The instances are durable in the registry: hand each its params (and its slot) now,
+        // without waiting for the registry to do it.
+        let inits = instances
+            .into_iter()
+            .zip(granted)
+            .map(|(new, granted)| self.init(new, granted));
+        join_all(inits).await;
         Ok(handles)
+    }
+
+    /// Sends an instance its `init`; on failure leaves it to the registry (`materialize` on the
+    /// first call to the instance, or `recover` at the next start).
+    async fn init(&self, new: NewInstance, granted: bool) {
+        let Some(stub) = self.shared.instance_stub(&self.name, &new.id) else {
+            return;
+        };
+        let args = InitArgs {
+            workflow: self.name.clone(),
+            instance_id: new.id,
+            params: new.params,
+            created_ms: new.created_ms,
+            granted,
+        };
+        if let Err(error) = protocol::call::<_, ()>(&stub, protocol::instance::INIT, &args).await {
+            tracing::warn!(workflow = %self.name, instance = %args.instance_id, %error, "workflow instance not initialised yet");
+        }
     }
 
     /// `get(id)`: the instance, or `(instance.not_found)`.
@@ -556,6 +585,20 @@ impl WorkflowInstance {
         };
         self.call(protocol::instance::EVENT, &args).await
     }
+}
+
+/// Runs `futures` concurrently to completion (they live on one thread; no spawning needed).
+async fn join_all<F: Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    poll_fn(|cx| {
+        pending.retain_mut(|future| future.as_mut().poll(cx).is_pending());
+        if pending.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]

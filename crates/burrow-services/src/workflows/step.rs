@@ -11,7 +11,7 @@ use super::config::{ResolvedConfig, StepConfig, WorkflowDuration};
 use super::error::{WorkflowError, message};
 use super::limits::{DEFAULT_EVENT_TIMEOUT_MS, MAX_SLEEP_MS, MAX_VALUE_BYTES, is_valid_event_type};
 use super::run::{Parked, RunCore};
-use super::store::{StepKind, StepRow, StepState};
+use super::store::{Attempt, StepKind, StepRecord, StepState};
 
 /// What a `step.do` callback is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,21 @@ impl WorkflowStep {
         self.do_with(name, StepConfig::default(), callback).await
     }
 
+    /// Reads step `(kind, name, occurrence)` from the cache.
+    async fn load(&self, kind: StepKind, name: &str, occurrence: u32) -> Option<StepRecord> {
+        let core = &self.core;
+        let record = core.storage(core.store.step(kind, name, occurrence)).await;
+        if let Some(record) = &record {
+            core.known_step(record);
+        }
+        record
+    }
+
+    async fn save(&self, record: &StepRecord) {
+        let core = &self.core;
+        core.storage(core.store.put_step(record)).await;
+    }
+
     /// `step.do(name, config, callback)`. A [`WorkflowError::non_retryable`] error from the
     /// callback fails the step at once; any other error is retried after
     /// delay·2^(attempt−1) (exponential), delay·attempt (linear) or delay (constant), until
@@ -102,10 +117,7 @@ impl WorkflowStep {
         let core = &self.core;
         let _active = core.enter();
         let occurrence = core.occurrence(StepKind::Do, name)?;
-        let row = core
-            .storage(core.store.step(StepKind::Do, name, occurrence))
-            .await;
-        let mut row = match row {
+        let mut row = match self.load(StepKind::Do, name, occurrence).await {
             Some(row) if row.state == StepState::Complete => {
                 return decode_result(name, row.result.as_deref());
             }
@@ -117,20 +129,12 @@ impl WorkflowStep {
             Some(row) => row,
             None => {
                 let resolved = config.resolve()?;
-                let stored = serde_json::to_string(&resolved).unwrap_or_default();
-                let now = core.now_ms();
-                core.storage(core.store.insert_step(
-                    StepKind::Do,
-                    name,
-                    occurrence,
-                    Some(&stored),
-                    None,
-                    now,
-                ))
-                .await
+                let mut row = core.new_step(StepKind::Do, name, occurrence);
+                row.config = serde_json::to_value(resolved).ok();
+                row
             }
         };
-        let config: ResolvedConfig = match row.config.as_deref().map(serde_json::from_str) {
+        let config: ResolvedConfig = match row.config.clone().map(serde_json::from_value) {
             Some(Ok(config)) => config,
             _ => config.resolve()?,
         };
@@ -139,14 +143,14 @@ impl WorkflowStep {
             // failed attempt, and the next one starts without a delay.
             let error = WorkflowError::internal(message::INTERRUPTED_ATTEMPT);
             let now = core.now_ms();
-            core.storage(
-                core.store
-                    .finish_attempt(row.seq, row.attempts, now, Some(&error)),
-            )
-            .await;
-            if row.attempts > config.retries.limit {
-                return self.fail(&row, error).await;
+            if let Some(attempt) = row.attempts.last_mut() {
+                attempt.end_ms = Some(now);
+                attempt.error = Some(error.clone());
             }
+            if row.attempts.len() > config.retries.limit as usize {
+                return self.fail(row, error).await;
+            }
+            row.state = StepState::Retrying;
             row.wake_ms = None;
         }
         loop {
@@ -162,11 +166,16 @@ impl WorkflowStep {
                 })
             })
             .await?;
-            let attempt = row.attempts + 1;
             let started = core.now_ms();
-            core.storage(core.store.start_attempt(row.seq, attempt, started))
-                .await;
-            row.attempts = attempt;
+            row.attempts.push(Attempt {
+                start_ms: started,
+                end_ms: None,
+                error: None,
+            });
+            row.state = StepState::Running;
+            row.wake_ms = None;
+            self.save(&row).await;
+            let attempt = u32::try_from(row.attempts.len()).unwrap_or(u32::MAX);
             core.callback_starts();
             let deadline =
                 started.saturating_add(i64::try_from(config.timeout).unwrap_or(i64::MAX));
@@ -179,72 +188,67 @@ impl WorkflowStep {
                 () = sleep => Attempted::Failed(WorkflowError::timeout(config.timeout)),
             };
             let now = core.now_ms();
-            match outcome {
-                Attempted::Done(value) => {
-                    let json = match serde_json::to_string(&value) {
-                        Ok(json) => json,
-                        Err(_) => {
-                            let error = WorkflowError::fatal(message::not_serialisable(name));
-                            core.storage(core.store.finish_attempt(
-                                row.seq,
-                                attempt,
-                                now,
-                                Some(&error),
-                            ))
-                            .await;
-                            core.storage(core.store.fail_step(row.seq, &error, now))
-                                .await;
-                            return core
-                                .abort(WorkflowError::fatal(message::instance_not_serialisable(
-                                    name,
-                                )))
-                                .await;
+            let error = match outcome {
+                Attempted::Done(value) => match serde_json::to_string(&value) {
+                    Ok(json) if json.len() <= MAX_VALUE_BYTES => {
+                        if let Some(attempt) = row.attempts.last_mut() {
+                            attempt.end_ms = Some(now);
                         }
-                    };
-                    if json.len() > MAX_VALUE_BYTES {
+                        row.state = StepState::Complete;
+                        row.result = Some(json);
+                        row.end_ms = Some(now);
+                        self.save(&row).await;
+                        core.sync().await;
+                        core.metrics.step_completed();
+                        return Ok(value);
+                    }
+                    Ok(_) => {
+                        // Retrying cannot make the same result smaller: the step fails now.
                         let error =
                             WorkflowError::internal(message::output_too_large(name, occurrence));
-                        core.storage(core.store.finish_attempt(
-                            row.seq,
-                            attempt,
-                            now,
-                            Some(&error),
-                        ))
-                        .await;
-                        return self.fail(&row, error).await;
+                        if let Some(attempt) = row.attempts.last_mut() {
+                            attempt.end_ms = Some(now);
+                            attempt.error = Some(error.clone());
+                        }
+                        return self.fail(row, error).await;
                     }
-                    core.storage(core.store.finish_attempt(row.seq, attempt, now, None))
-                        .await;
-                    core.storage(core.store.complete_step(row.seq, &json, now))
-                        .await;
-                    core.sync().await;
-                    core.metrics.step_completed();
-                    return Ok(value);
-                }
-                Attempted::Failed(error) => {
-                    core.storage(
-                        core.store
-                            .finish_attempt(row.seq, attempt, now, Some(&error)),
-                    )
-                    .await;
-                    if error.is_non_retryable() || attempt > config.retries.limit {
-                        return self.fail(&row, error).await;
+                    Err(_) => {
+                        let error = WorkflowError::fatal(message::not_serialisable(name));
+                        if let Some(attempt) = row.attempts.last_mut() {
+                            attempt.end_ms = Some(now);
+                            attempt.error = Some(error.clone());
+                        }
+                        let _ = self.fail::<()>(row, error).await;
+                        return core
+                            .abort(WorkflowError::fatal(message::instance_not_serialisable(
+                                name,
+                            )))
+                            .await;
                     }
-                    let delay = i64::try_from(config.retry_delay_ms(attempt)).unwrap_or(i64::MAX);
-                    let retry_at = now.saturating_add(delay);
-                    core.storage(core.store.retry_step(row.seq, retry_at)).await;
-                    row.wake_ms = Some(retry_at);
-                }
+                },
+                Attempted::Failed(error) => error,
+            };
+            if let Some(attempt) = row.attempts.last_mut() {
+                attempt.end_ms = Some(now);
+                attempt.error = Some(error.clone());
             }
+            if error.is_non_retryable() || attempt > config.retries.limit {
+                return self.fail(row, error).await;
+            }
+            let delay = i64::try_from(config.retry_delay_ms(attempt)).unwrap_or(i64::MAX);
+            row.state = StepState::Retrying;
+            row.wake_ms = Some(now.saturating_add(delay));
+            self.save(&row).await;
         }
     }
 
     /// Stores a step's final failure, durably, and returns it.
-    async fn fail<T>(&self, row: &StepRow, error: WorkflowError) -> Result<T, WorkflowError> {
+    async fn fail<T>(&self, mut row: StepRecord, error: WorkflowError) -> Result<T, WorkflowError> {
         let core = &self.core;
-        let now = core.now_ms();
-        core.storage(core.store.fail_step(row.seq, &error, now))
-            .await;
+        row.state = StepState::Failed;
+        row.error = Some(error.clone());
+        row.end_ms = Some(core.now_ms());
+        self.save(&row).await;
         core.sync().await;
         Err(error)
     }
@@ -295,24 +299,15 @@ impl WorkflowStep {
         let core = &self.core;
         let _active = core.enter();
         let occurrence = core.occurrence(StepKind::Sleep, name)?;
-        let row = core
-            .storage(core.store.step(StepKind::Sleep, name, occurrence))
-            .await;
-        let row = match row {
+        let mut row = match self.load(StepKind::Sleep, name, occurrence).await {
             Some(row) if row.state == StepState::Complete => return Ok(()),
             Some(row) => row,
             None => {
-                let now = core.now_ms();
-                let wake = wake_at(now)?;
-                core.storage(core.store.insert_step(
-                    StepKind::Sleep,
-                    name,
-                    occurrence,
-                    None,
-                    Some(wake),
-                    now,
-                ))
-                .await
+                let wake = wake_at(core.now_ms())?;
+                let mut row = core.new_step(StepKind::Sleep, name, occurrence);
+                row.wake_ms = Some(wake);
+                self.save(&row).await;
+                row
             }
         };
         let wake = row.wake_ms.unwrap_or(i64::MIN);
@@ -326,9 +321,9 @@ impl WorkflowStep {
             })
         })
         .await?;
-        let now = core.now_ms();
-        core.storage(core.store.complete_step(row.seq, "null", now))
-            .await;
+        row.state = StepState::Complete;
+        row.end_ms = Some(core.now_ms());
+        self.save(&row).await;
         Ok(())
     }
 
@@ -344,61 +339,51 @@ impl WorkflowStep {
         let core = &self.core;
         let _active = core.enter();
         let occurrence = core.occurrence(StepKind::WaitForEvent, name)?;
-        let row = core
-            .storage(core.store.step(StepKind::WaitForEvent, name, occurrence))
-            .await;
-        let (row, event_type, timeout_ms) = match row {
-            Some(row) if row.state == StepState::Complete => {
-                return decode_result(name, row.result.as_deref());
-            }
-            Some(row) if row.state == StepState::Failed => {
-                return Err(row
-                    .error
-                    .unwrap_or_else(|| WorkflowError::new("the step failed")));
-            }
-            Some(row) => {
-                let (event_type, timeout_ms) = row
-                    .config
-                    .as_deref()
-                    .and_then(|config| serde_json::from_str::<(String, u64)>(config).ok())
-                    .unwrap_or((options.event_type.clone(), DEFAULT_EVENT_TIMEOUT_MS));
-                (row, event_type, timeout_ms)
-            }
-            None => {
-                if !is_valid_event_type(&options.event_type) {
-                    return Err(WorkflowError::new(
-                        super::error::Error::InvalidEventType(options.event_type).to_string(),
-                    ));
+        let (mut row, event_type, timeout_ms) =
+            match self.load(StepKind::WaitForEvent, name, occurrence).await {
+                Some(row) if row.state == StepState::Complete => {
+                    return decode_result(name, row.result.as_deref());
                 }
-                let timeout_ms = match &options.timeout {
-                    Some(timeout) => timeout.to_millis()?,
-                    None => DEFAULT_EVENT_TIMEOUT_MS,
-                };
-                let now = core.now_ms();
-                let deadline = now.saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX));
-                let config =
-                    serde_json::to_string(&(&options.event_type, timeout_ms)).unwrap_or_default();
-                let row = core
-                    .storage(core.store.insert_step(
-                        StepKind::WaitForEvent,
-                        name,
-                        occurrence,
-                        Some(&config),
-                        Some(deadline),
-                        now,
-                    ))
-                    .await;
-                (row, options.event_type, timeout_ms)
-            }
-        };
+                Some(row) if row.state == StepState::Failed => {
+                    return Err(row
+                        .error
+                        .unwrap_or_else(|| WorkflowError::new("the step failed")));
+                }
+                Some(row) => {
+                    let (event_type, timeout_ms) = row
+                        .config
+                        .clone()
+                        .and_then(|config| serde_json::from_value::<(String, u64)>(config).ok())
+                        .unwrap_or((options.event_type.clone(), DEFAULT_EVENT_TIMEOUT_MS));
+                    (row, event_type, timeout_ms)
+                }
+                None => {
+                    if !is_valid_event_type(&options.event_type) {
+                        return Err(WorkflowError::new(
+                            super::error::Error::InvalidEventType(options.event_type).to_string(),
+                        ));
+                    }
+                    let timeout_ms = match &options.timeout {
+                        Some(timeout) => timeout.to_millis()?,
+                        None => DEFAULT_EVENT_TIMEOUT_MS,
+                    };
+                    let mut row = core.new_step(StepKind::WaitForEvent, name, occurrence);
+                    row.wake_ms = Some(
+                        row.start_ms
+                            .saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX)),
+                    );
+                    row.config = serde_json::to_value((&options.event_type, timeout_ms)).ok();
+                    self.save(&row).await;
+                    (row, options.event_type, timeout_ms)
+                }
+            };
         let deadline = row.wake_ms.unwrap_or(i64::MAX);
-        let seq = row.seq;
         let received = core
             .park(|core| {
                 if core.paused() {
                     return Ok(Parked::Wait(None));
                 }
-                match core.store.take_event(&event_type, seq) {
+                match core.store.take_event(&event_type) {
                     Err(error) => Err(WorkflowError::internal(error.message)),
                     Ok(Some(event)) => Ok(Parked::Ready(Some(event))),
                     Ok(None) if core.now_ms() >= deadline => Ok(Parked::Ready(None)),
@@ -410,7 +395,7 @@ impl WorkflowStep {
             Ok(received) => received,
             Err(error) => return core.abort(error).await,
         };
-        let now = core.now_ms();
+        row.end_ms = Some(core.now_ms());
         match received {
             Some(event) => {
                 let result = format!(
@@ -419,14 +404,17 @@ impl WorkflowStep {
                     event.timestamp_ms,
                     serde_json::Value::String(event_type.clone())
                 );
-                core.storage(core.store.complete_step(seq, &result, now))
-                    .await;
+                row.state = StepState::Complete;
+                row.result = Some(result);
+                self.save(&row).await;
                 core.sync().await;
-                decode_result(name, Some(&result))
+                decode_result(name, row.result.as_deref())
             }
             None => {
                 let error = WorkflowError::timeout(timeout_ms);
-                core.storage(core.store.fail_step(seq, &error, now)).await;
+                row.state = StepState::Failed;
+                row.error = Some(error.clone());
+                self.save(&row).await;
                 core.sync().await;
                 Err(error)
             }
