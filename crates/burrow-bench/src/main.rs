@@ -10,6 +10,7 @@ mod queues;
 mod stats;
 mod storage;
 mod workerd;
+mod workflows;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -75,6 +76,18 @@ enum Bench {
         #[arg(long, value_name = "PATH")]
         app: Option<PathBuf>,
     },
+    /// Workflows: instances of a 3-step no-op workflow, 100 in flight, steps durable one by one.
+    Workflows {
+        /// A short run (under 90 s).
+        #[arg(long)]
+        quick: bool,
+        /// Also run the same workflow on Restate (server and TypeScript SDK from npm).
+        #[arg(long)]
+        vs_restate: bool,
+        /// Directory on the disk to measure (default: a temporary directory under ./target).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// The HTTP load generator the other benchmarks start as a separate process.
     Load(load::Args),
 }
@@ -105,6 +118,15 @@ fn main() -> anyhow::Result<()> {
             partitions,
         }),
         Bench::Kv { quick, app } => kv::run(kv::Options { quick, app }),
+        Bench::Workflows {
+            quick,
+            vs_restate,
+            dir,
+        } => workflows::run(workflows::Options {
+            quick,
+            vs_restate,
+            dir,
+        }),
         Bench::Load(args) => load::main(args),
     }
 }
