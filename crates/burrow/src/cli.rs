@@ -30,8 +30,8 @@ pub(crate) enum Command {
     Kv(crate::kv::KvArgs),
     /// Queues: list, create, send, stats, pull, ack, purge.
     Queues(crate::queues::QueuesArgs),
-    /// Workflow instances (not yet available).
-    Workflows(Unavailable),
+    /// Workflows: list, status, create, event, terminate, pause, resume, restart.
+    Workflows(crate::workflows::WorkflowsArgs),
     /// Durable Object namespaces and objects (not yet available).
     Objects(Unavailable),
     /// SQL against a Durable Object's database (not yet available).

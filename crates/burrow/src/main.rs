@@ -8,6 +8,7 @@ mod queues;
 mod remote;
 mod server;
 mod start;
+mod workflows;
 
 use std::process::ExitCode;
 
@@ -33,7 +34,8 @@ fn main() -> ExitCode {
         Command::Workers(args) => remote::workers(args),
         Command::Kv(args) => kv::run(args),
         Command::Queues(args) => queues::run(args),
-        Command::Workflows(_) | Command::Objects(_) | Command::Sql(_) => {
+        Command::Workflows(args) => workflows::run(args),
+        Command::Objects(_) | Command::Sql(_) => {
             eprintln!("burrow {name}: not yet available in this build");
             return ExitCode::from(EXIT_UNAVAILABLE);
         }

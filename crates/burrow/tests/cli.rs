@@ -297,7 +297,6 @@ fn serve_needs_a_config_and_a_token_for_a_public_admin_listener() {
 #[test]
 fn later_subcommands_say_they_are_not_available() {
     for (args, name) in [
-        (&["workflows", "list"][..], "workflows"),
         (&["objects"][..], "objects"),
         (&["sql", "--object", "x", "SELECT 1"][..], "sql"),
     ] {
