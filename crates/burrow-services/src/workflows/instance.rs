@@ -422,7 +422,7 @@ impl Instance {
             return Ok(Ok(()));
         }
         let now = self.now_ms();
-        self.store.save_meta(&Meta {
+        let mut meta = Meta {
             workflow: args.workflow,
             instance: args.instance_id,
             params: args.params,
@@ -440,8 +440,14 @@ impl Instance {
             update_seq: 0,
             next_step: 0,
             next_event: 0,
-        })?;
-        self.ensure_running()?;
+        };
+        if args.granted {
+            // start_run stores the state, already running: one write instead of two.
+            self.start_run(&mut meta)?;
+        } else {
+            self.store.save_meta(&meta)?;
+            self.request_slot();
+        }
         Ok(Ok(()))
     }
 

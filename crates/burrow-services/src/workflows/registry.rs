@@ -125,6 +125,7 @@ impl ObjectClass for RegistryClass {
             queued: Cell::new(0),
             next_queue: Cell::new(1),
             in_flight: RefCell::new(HashSet::new()),
+            alarm_at: Cell::new(None),
         }))
     }
 }
@@ -141,6 +142,8 @@ struct Registry {
     next_queue: Cell<i64>,
     /// Instances being told right now.
     in_flight: RefCell<HashSet<String>>,
+    /// The alarm's time, once read (`None`: not known; `Some(None)`: no alarm).
+    alarm_at: Cell<Option<Option<i64>>>,
 }
 
 fn text(value: &Value) -> String {
@@ -385,12 +388,21 @@ impl Registry {
         Ok(Ok(Granted { granted }))
     }
 
+    /// Moves the alarm to `at_ms` if that is sooner. The alarm's time is kept in memory once
+    /// read: every finished instance asks, and only the first of a day's usually moves it.
     fn schedule_alarm(&self, at_ms: i64) -> Result<(), ObjectError> {
         let storage = self.ctx.storage();
-        match storage.get_alarm()? {
-            Some(current) if current <= at_ms => Ok(()),
-            _ => storage.set_alarm(at_ms),
+        let current = match self.alarm_at.get() {
+            Some(known) => known,
+            None => storage.get_alarm()?,
+        };
+        if current.is_some_and(|current| current <= at_ms) {
+            self.alarm_at.set(Some(current));
+            return Ok(());
         }
+        storage.set_alarm(at_ms)?;
+        self.alarm_at.set(Some(Some(at_ms)));
+        Ok(())
     }
 
     /// Tells every instance with `dispatch` = 1 that is not being told already: the rows are
@@ -600,6 +612,8 @@ impl Registry {
     /// Deletes instances whose retention ended (a batch per run), retries what could not be
     /// dispatched, and sets the next alarm.
     async fn alarm_now(self: &Rc<Self>) -> Result<(), ObjectError> {
+        // The runtime cleared the alarm to run this.
+        self.alarm_at.set(None);
         self.prepare(None)?;
         let Some(workflow) = self.workflow() else {
             return Ok(());
@@ -660,7 +674,7 @@ impl Registry {
             next = Some(next.map_or(retry, |at| at.min(retry)));
         }
         if let Some(at) = next {
-            self.ctx.storage().set_alarm(at)?;
+            self.schedule_alarm(at)?;
         }
         Ok(())
     }
