@@ -187,6 +187,11 @@ impl WorkflowEntrypoint for Scripted {
                 step.do_(&"n".repeat(257), async |_| Ok(())).await?;
                 Ok(json!("unreachable"))
             }
+            "panics" => {
+                step.do_("fine", async |_| Ok(())).await?;
+                let missing = event.payload.get("missing").and_then(Value::as_u64);
+                Ok(json!(missing.expect("a value the workflow counted on")))
+            }
             "counter" => {
                 let n: u64 = step
                     .do_("count", async |_| {
@@ -549,6 +554,22 @@ async fn oversized_results_are_rejected_with_the_documented_message() {
         instance.send_event("big", &huge).await,
         Err(Error::EventTooLarge)
     );
+    h.node.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_workflow_ends_the_instance_errored() {
+    let h = harness().await;
+    let instance = create(&h.node.workflow("scripted"), "panics", script("panics")).await;
+    wait_for_status(&instance, Status::Errored).await;
+    let error = instance.status().await.unwrap().error.unwrap();
+    assert_eq!(
+        error.message,
+        "the workflow panicked: a value the workflow counted on"
+    );
+    // The instance is not wedged: it can be restarted (and panics again).
+    instance.restart().await.unwrap();
+    wait_for_status(&instance, Status::Errored).await;
     h.node.stop(Duration::from_secs(5)).await;
 }
 

@@ -335,7 +335,24 @@ impl Future for Driver {
             return Poll::Ready(Outcome::Cancelled);
         }
         *self.cancel.waker.borrow_mut() = Some(cx.waker().clone());
-        if let Poll::Ready(result) = self.run.as_mut().poll(cx) {
+        // A panic in the workflow's code (an `unwrap` on a bad value) ends the instance
+        // `errored` instead of leaving it running with no run behind it.
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run.as_mut().poll(cx)));
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                return Poll::Ready(Outcome::Fatal(WorkflowError::internal(format!(
+                    "the workflow panicked: {message}"
+                ))));
+            }
+        };
+        if let Poll::Ready(result) = polled {
             if let Some(error) = self.core.fatal.borrow_mut().take() {
                 return Poll::Ready(Outcome::Fatal(error));
             }
