@@ -792,3 +792,41 @@ async fn concurrent_steps_in_one_run_each_checkpoint() {
     assert_eq!(BRANCHES.load(Ordering::SeqCst), 2, "a step ran twice");
     node.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_waiting_instances_share_a_small_concurrency_limit() {
+    let h = harness_with(Options::default(), Some(3)).await;
+    let workflow = h.node.workflow("scripted");
+    let mut sleepers = Vec::new();
+    let mut approvals = Vec::new();
+    for index in 0..40 {
+        sleepers.push(create(&workflow, &format!("sleepy-{index}"), script("sleepy")).await);
+        approvals.push(create(&workflow, &format!("approval-{index}"), script("approval")).await);
+    }
+    // Waiting instances give their slot back, so all 80 reach their wait despite a limit of 3.
+    for instance in sleepers.iter().chain(&approvals) {
+        wait_for_status(instance, Status::Waiting).await;
+    }
+    for (index, instance) in approvals.iter().enumerate() {
+        instance
+            .send_event("approval", &json!({"approved": index % 2 == 0}))
+            .await
+            .unwrap();
+    }
+    h.clock.advance(Duration::from_secs(3_600));
+    for instance in sleepers.iter().chain(&approvals) {
+        wait_for_status(instance, Status::Complete).await;
+    }
+    assert_eq!(h.probe.count("before"), 40);
+    assert_eq!(h.probe.count("after"), 40);
+    let page = workflow
+        .list(burrow_services::workflows::ListOptions {
+            status: Some(Status::Complete),
+            page: 1,
+            per_page: 1000,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 80);
+    h.node.stop(Duration::from_secs(5)).await;
+}
