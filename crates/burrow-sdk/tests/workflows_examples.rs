@@ -253,7 +253,7 @@ fn onboarding_survives_kill_9_between_steps_and_during_one() {
             ("DAY_1_WAIT", "1 second".into()),
             ("WEEK_1_WAIT", "500 ms".into()),
             ("MONTH_1_WAIT", "500 ms".into()),
-            ("IVY_LATENCY_MS", "1500".into()),
+            ("IVY_LATENCY_MS", "2500".into()),
             ("OUTBOX_FILE", outbox_file.display().to_string()),
         ],
     );
