@@ -19,7 +19,7 @@
 //! # Guarantees
 //! - A step's result is durable before the next step starts, and a completed step never runs
 //!   again, whatever happens to the process. A step interrupted by a crash runs again (the
-//!   interrupted attempt counts as failed, as on Cloudflare): steps are at-least-once, so their
+//!   interrupted attempt counts as failed, as in Miniflare): steps are at-least-once, so their
 //!   side effects should be idempotent.
 //! - A sleep never ends before its time: the step completes only when the runtime clock has
 //!   passed it, on whichever run reaches it first.
