@@ -63,7 +63,7 @@ fn send_email(env: &Env, to: &str, template: &str, data: Value) -> Result<(), Wo
         .create(true)
         .append(true)
         .open(&path)?;
-    writeln!(file, "{line}")?;
+    file.write_all(format!("{line}\n").as_bytes())?; // one write: no half lines
     file.sync_all()?;
     Ok(())
 }

@@ -45,7 +45,8 @@ async fn send_email(env: &Env, to: &str, template: &str) -> Result<String, Workf
             .create(true)
             .append(true)
             .open(&path)?;
-        writeln!(file, "{line}")?;
+        // One write per line, so a reader (or a kill) never sees half of one.
+        file.write_all(format!("{line}\n").as_bytes())?;
         file.sync_all()?;
         Ok(())
     };

@@ -77,9 +77,11 @@ fn poll(app: &App, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
+/// The outbox's complete lines: the server may be writing the last one while the test reads.
 fn outbox(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .map(|line| serde_json::from_str(line).expect("an outbox line"))
         .collect()

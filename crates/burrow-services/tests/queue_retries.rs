@@ -11,7 +11,7 @@ use burrow_services::queues::{
     SendOptions, SendRequest,
 };
 use burrow_storage::fs::OsFs;
-use queue_support::{Node, consumer, pull_consumer, settle, wait_for};
+use queue_support::{Node, consumer, pull_consumer, settle, wait_for, wait_idle};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -123,15 +123,19 @@ async fn retry_delays_follow_call_then_retry_delay_then_queue_default() {
         .await
         .unwrap();
     wait_for("the first batch", || log.lock().unwrap().len() == 4).await;
+    wait_idle(&node, "work").await;
     clock.advance(Duration::from_millis(9_999));
     settle().await;
     assert_eq!(log.lock().unwrap().len(), 4, "nothing is due before 10 s");
     clock.advance(Duration::from_millis(1));
     wait_for("the retry_delay retry", || log.lock().unwrap().len() == 5).await;
+    wait_idle(&node, "work").await;
     clock.advance(Duration::from_secs(20));
     wait_for("the call's retry", || log.lock().unwrap().len() == 6).await;
+    wait_idle(&node, "work").await;
     clock.advance(Duration::from_secs(30));
     wait_for("retryAll's retry", || log.lock().unwrap().len() == 7).await;
+    wait_idle(&node, "work").await;
     clock.advance(Duration::from_secs(600));
     settle().await;
     let mut seen = log.lock().unwrap().clone();
@@ -200,10 +204,13 @@ async fn without_retry_delay_retries_use_the_queue_delay_and_producers_may_overr
         .await
         .unwrap();
     wait_for("the undelayed message", || log.lock().unwrap().len() == 1).await;
+    wait_idle(&node, "slow").await;
     clock.advance(Duration::from_secs(3));
     wait_for("the producer's delay", || log.lock().unwrap().len() == 2).await;
+    wait_idle(&node, "slow").await;
     clock.advance(Duration::from_secs(4));
     wait_for("the queue's delay", || log.lock().unwrap().len() == 3).await;
+    wait_idle(&node, "slow").await;
     clock.advance(Duration::from_millis(6_999));
     settle().await;
     assert_eq!(log.lock().unwrap().len(), 3);
@@ -254,6 +261,7 @@ async fn exhausted_messages_reach_the_dead_letter_queue_with_their_attempts() {
             log.lock().unwrap().len() == attempt as usize
         })
         .await;
+        wait_idle(&node, "fragile").await;
         clock.advance(Duration::from_secs(1));
     }
     let attempts: Vec<u32> = log.lock().unwrap().iter().map(|d| d.attempts).collect();
@@ -373,6 +381,7 @@ async fn a_handler_that_fails_after_acking_some_retries_only_the_rest() {
         log.lock().unwrap().len() == 6
     })
     .await;
+    wait_idle(&node, "partial").await;
     clock.advance(Duration::from_secs(60));
     settle().await;
     let seen = log.lock().unwrap().clone();

@@ -109,6 +109,19 @@ pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Waits until no message of `queue` is leased: a delivered batch's outcome (acks, retries with
+/// their due times) is on record. Tests on a manual clock call it before moving the clock, so a
+/// retry's delay counts from the time the test means.
+pub async fn wait_idle(node: &Node, queue: &str) {
+    for _ in 0..2_000 {
+        if node.queues.metrics(queue).await.unwrap().in_flight == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for {queue}'s batches to finish");
+}
+
 /// Lets background tasks run for a moment of real time (for "nothing happens" checks).
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(100)).await;
