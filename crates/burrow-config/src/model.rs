@@ -257,8 +257,9 @@ pub struct BurrowSettings {
     pub admin_address: SocketAddr,
     /// `api_tokens`: bearer tokens the admin API accepts, besides `BURROW_API_TOKEN`.
     pub api_tokens: Vec<String>,
-    /// `max_open_objects`: object databases kept open at once, across shards (default 4,096;
-    /// each holds 2-3 file descriptors of the 20,000 a process may have here).
+    /// `max_open_objects`: object databases kept open at once, across shards (default 10,240;
+    /// each holds one file descriptor; the server lowers it, with a warning, when the process's
+    /// open-file limit cannot hold it beside the listeners' caps).
     pub max_open_objects: usize,
     /// `workflow_max_steps`: steps per Workflow instance (default 10,000, Cloudflare's paid limit).
     pub workflow_max_steps: u32,
@@ -270,7 +271,7 @@ impl BurrowSettings {
     /// The default admin listener.
     pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:8788";
     /// The default cap on open object databases.
-    pub const DEFAULT_MAX_OPEN_OBJECTS: usize = 4_096;
+    pub const DEFAULT_MAX_OPEN_OBJECTS: usize = 10_240;
 
     /// Every setting at its default.
     pub fn defaults() -> Self {

@@ -120,11 +120,11 @@ impl ServerOptions {
     /// Cloudflare's request body limit on the Free and Pro plans: 100 MB.
     pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 100 * 1024 * 1024;
     /// The ingress's default connection cap: a fifth of the 20,000 descriptors a process may
-    /// hold here, leaving the rest to object databases (`max_open_objects` × 3 = 12,288 by
-    /// default), the journal and the admin listener.
+    /// hold here, leaving the rest to object databases (one each, `max_open_objects` = 10,240
+    /// by default), the journal and the admin listener.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
     /// The ingress's default WebSocket cap: what the 20,000 descriptors leave after HTTP
-    /// connections (4,096), object databases (12,288) and a margin for the journal, listeners and
+    /// connections (4,096), object databases (10,240) and a margin for the journal, listeners and
     /// the process's own files. Raise it together with lowering those when sockets matter more.
     pub const DEFAULT_MAX_WEBSOCKETS: usize = 3_000;
 

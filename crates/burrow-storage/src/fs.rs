@@ -177,3 +177,17 @@ impl Fs for OsFs {
         Ok(())
     }
 }
+
+/// Raises this process's soft limit on open file descriptors to its hard limit (as Go and most
+/// servers do at start-up: the soft limit is often 1,024 while the hard one is far higher) and
+/// returns the limit now in force (`u64::MAX` when unlimited). Every open object database holds
+/// one descriptor, so the node sizes its caps from this figure.
+pub fn raise_open_file_limit() -> io::Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok(getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX))
+}

@@ -31,10 +31,12 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 const SETTLE_SLACK_FDS: usize = 8;
 /// After the objects closed, RSS counts as settled once it has not fallen by more than
 /// [`RSS_STEADY_FRACTION`] for [`RSS_STEADY_FOR`], or after [`RSS_STEADY_LIMIT`] (the runtime may
-/// hand freed memory back to the system a little later).
-const RSS_STEADY_FOR: Duration = Duration::from_secs(1);
+/// hand freed memory back to the system a little later). The steady span is longer than the
+/// storage engine's 2 s between two returns of free memory, or a return still to come would be
+/// missed.
+const RSS_STEADY_FOR: Duration = Duration::from_secs(3);
 const RSS_STEADY_FRACTION: f64 = 0.01;
-const RSS_STEADY_LIMIT: Duration = Duration::from_secs(5);
+const RSS_STEADY_LIMIT: Duration = Duration::from_secs(10);
 /// Resends of a failed write, which every object must take: backing off from 50 ms to 1 s, they
 /// span about 5 s, longer than an idle object keeps its storage open.
 const WRITE_RETRIES: u32 = 8;

@@ -156,6 +156,52 @@ pub struct Guest {
     pub queues: crate::queue::QueueGuest,
 }
 
+/// Descriptors kept for what is neither an object database nor a connection: journal segments,
+/// listeners, the shards' epoll and event handles, logs.
+const RESERVED_DESCRIPTORS: u64 = 512;
+
+/// Raises the process's descriptor limit to its hard limit and, when even that cannot hold
+/// `max_open_objects` databases (one descriptor each) beside the listeners' connection and
+/// WebSocket caps, lowers `max_open_objects` to what fits, with a warning. Without this, a
+/// soft limit of 1,024 (a common default) would fail object opens with "too many open files".
+fn fit_descriptor_budget(
+    mut engine: burrow_storage::engine::Options,
+) -> burrow_storage::engine::Options {
+    let limit = match burrow_storage::fs::raise_open_file_limit() {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "could not raise the open-file limit");
+            return engine;
+        }
+    };
+    let (ingress, admin) = (ServerOptions::ingress(), ServerOptions::admin());
+    let others = (ingress.max_connections + ingress.max_websockets + admin.max_connections) as u64
+        + RESERVED_DESCRIPTORS;
+    let budget = object_budget(limit, others);
+    if engine.max_open_objects > budget {
+        tracing::warn!(
+            configured = engine.max_open_objects,
+            open_file_limit = limit,
+            using = budget,
+            "max_open_objects does not fit the open-file limit beside the listeners; lowered \
+             (raise `ulimit -n` to keep more objects open)"
+        );
+        engine.max_open_objects = budget;
+    }
+    engine
+}
+
+/// Object databases that fit in `limit` descriptors when `others` are spoken for: all the rest
+/// when that leaves the others room to spare, otherwise half of the limit (never fewer than 16).
+fn object_budget(limit: u64, others: u64) -> usize {
+    let budget = if limit > others.saturating_mul(2) {
+        limit - others
+    } else {
+        limit / 2
+    };
+    usize::try_from(budget).unwrap_or(usize::MAX).max(16)
+}
+
 /// A running server. Stop it with [`Server::shutdown`].
 pub struct Server {
     shards: Shards,
@@ -204,10 +250,13 @@ impl Server {
             }
         }
 
-        let engine = Engine::open(Arc::new(OsFs), &options.data_dir, options.engine.clone())
-            .map_err(|source| Error::Storage {
-                path: options.data_dir.clone(),
-                source,
+        let engine_options = fit_descriptor_budget(options.engine.clone());
+        let engine =
+            Engine::open(Arc::new(OsFs), &options.data_dir, engine_options).map_err(|source| {
+                Error::Storage {
+                    path: options.data_dir.clone(),
+                    source,
+                }
             })?;
         let shards = match Shards::start(options.shards) {
             Ok(shards) => shards,
@@ -478,6 +527,45 @@ fn log_migrations(changes: &[Change]) {
             Change::Deleted {
                 tag, class_name, ..
             } => info!(migration = %tag, "deleted Durable Object class {class_name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::object_budget;
+
+    #[test]
+    fn object_databases_get_the_descriptors_the_listeners_leave() {
+        // This machine: 20,000 descriptors, 4,096 + 3,000 + 256 connections and sockets + 512.
+        assert_eq!(object_budget(20_000, 7_864), 12_136);
+        // A common soft limit, raised to a higher hard limit: everything left over.
+        assert_eq!(object_budget(1_048_576, 7_864), 1_040_712);
+        // A hard limit of 1,024: half of it, the listeners' caps cannot all be met anyway.
+        assert_eq!(object_budget(1_024, 7_864), 512);
+        assert_eq!(object_budget(8, 7_864), 16);
+        assert_eq!(object_budget(u64::MAX, 7_864), usize::MAX - 7_864);
+    }
+
+    #[test]
+    fn the_soft_descriptor_limit_is_raised_to_the_hard_one() {
+        let raised = burrow_storage::fs::raise_open_file_limit().expect("getrlimit/setrlimit");
+        let hard = hard_limit_from_proc();
+        assert_eq!(raised, hard);
+    }
+
+    /// The hard limit as /proc reports it ("Max open files  soft  hard  files").
+    fn hard_limit_from_proc() -> u64 {
+        let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+        let line = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))
+            .expect("a Max open files line");
+        let hard = line.split_whitespace().nth(4).expect("the hard limit");
+        if hard == "unlimited" {
+            u64::MAX
+        } else {
+            hard.parse().expect("a number")
         }
     }
 }
