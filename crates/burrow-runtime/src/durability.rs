@@ -39,6 +39,11 @@ impl ShardDurability {
         }
     }
 
+    /// Whether every commit up to journal position `end` is durable now.
+    pub(crate) fn is_durable(&self, end: u64) -> bool {
+        self.durable_end.get() >= end
+    }
+
     /// Resolves once every commit up to journal position `end` is durable.
     pub(crate) fn wait(
         self: &Rc<Self>,

@@ -3,6 +3,7 @@
 
 use crate::clock::LocalBoxFuture;
 use crate::object::ObjectContext;
+use crate::websocket::{Message, WebSocket};
 use bytes::Bytes;
 use std::rc::Rc;
 
@@ -33,6 +34,37 @@ pub trait ObjectInstance: 'static {
     ) -> LocalBoxFuture<'static, Result<Bytes, ObjectError>>;
     /// The `alarm` handler.
     fn alarm(self: Rc<Self>, info: AlarmInfo) -> LocalBoxFuture<'static, Result<(), ObjectError>>;
+    /// `webSocketMessage`: a message on a socket the object accepted. Without a handler the
+    /// message is dropped.
+    fn websocket_message(
+        self: Rc<Self>,
+        ws: WebSocket,
+        message: Message,
+    ) -> LocalBoxFuture<'static, Result<(), ObjectError>> {
+        let _ = (ws, message);
+        Box::pin(std::future::ready(Ok(())))
+    }
+    /// `webSocketClose`: the client closed the socket (or the connection ended); the hub drops
+    /// the socket once this returns.
+    fn websocket_close(
+        self: Rc<Self>,
+        ws: WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> LocalBoxFuture<'static, Result<(), ObjectError>> {
+        let _ = (ws, code, reason, was_clean);
+        Box::pin(std::future::ready(Ok(())))
+    }
+    /// `webSocketError`: the socket failed; the hub drops it once this returns.
+    fn websocket_error(
+        self: Rc<Self>,
+        ws: WebSocket,
+        error: String,
+    ) -> LocalBoxFuture<'static, Result<(), ObjectError>> {
+        let _ = (ws, error);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// What the `alarm` handler is told.

@@ -9,6 +9,7 @@ use crate::durability::ShardDurability;
 use crate::guest::{AlarmInfo, ObjectError, Request, Response, overload};
 use crate::object::{ObjectCell, ObjectKey, Turn};
 use crate::runtime::RuntimeShared;
+use crate::websocket::{Hub, SocketEvent, WebSocket};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -24,8 +25,18 @@ thread_local! {
 /// An event delivered to an object.
 pub(crate) enum Event {
     Fetch(Request),
-    Call { method: String, args: Bytes },
-    Alarm { retry_count: u32 },
+    Call {
+        method: String,
+        args: Bytes,
+    },
+    Alarm {
+        retry_count: u32,
+    },
+    /// A hibernatable socket's message, close or error.
+    WebSocket {
+        socket: u64,
+        event: SocketEvent,
+    },
 }
 
 impl Event {
@@ -34,6 +45,11 @@ impl Event {
             Event::Fetch(request) => request.body().len(),
             Event::Call { method, args } => method.len() + args.len(),
             Event::Alarm { .. } => 0,
+            Event::WebSocket { event, .. } => match event {
+                SocketEvent::Message(message) => message.len(),
+                SocketEvent::Close { reason, .. } => reason.len(),
+                SocketEvent::Error(error) => error.len(),
+            },
         }
     }
 }
@@ -62,6 +78,8 @@ pub(crate) struct ShardHost {
     pub(crate) runtime: Arc<RuntimeShared>,
     pub(crate) cells: RefCell<HashMap<ObjectKey, Rc<ObjectCell>>>,
     pub(crate) durability: Rc<ShardDurability>,
+    /// The hibernatable WebSockets of this shard's objects.
+    pub(crate) hub: Hub,
     alarms: RefCell<HashMap<ObjectKey, AlarmTimer>>,
     alarm_generation: Cell<u64>,
     rng: RefCell<SmallRng>,
@@ -111,6 +129,7 @@ impl ShardHost {
             runtime,
             cells: RefCell::new(HashMap::new()),
             durability: Rc::new(ShardDurability::default()),
+            hub: Hub::default(),
             alarms: RefCell::new(HashMap::new()),
             alarm_generation: Cell::new(0),
             rng: RefCell::new(SmallRng::seed_from_u64(seed)),
@@ -169,13 +188,15 @@ impl ShardHost {
     ) -> LocalBoxFuture<'static, Result<Output, ObjectError>> {
         let cell = self.cell(&key);
         let options = &self.runtime.options;
-        if cell.in_flight.get() >= options.max_queued_events {
+        // A socket has one event in flight at a time (see crate::websocket): no mailbox bounds.
+        let socket_event = matches!(event, Event::WebSocket { .. });
+        if !socket_event && cell.in_flight.get() >= options.max_queued_events {
             return Box::pin(std::future::ready(Err(ObjectError::overloaded(
                 overload::TOO_MANY_REQUESTS,
             ))));
         }
         let bytes = event.bytes();
-        if cell.queued_bytes.get() + bytes > options.max_queued_bytes {
+        if !socket_event && cell.queued_bytes.get() + bytes > options.max_queued_bytes {
             return Box::pin(std::future::ready(Err(ObjectError::overloaded(
                 overload::TOO_MUCH_DATA,
             ))));
@@ -196,7 +217,9 @@ impl ShardHost {
             guard.admitted();
             let now = host.now_ms();
             guard.now_ms = now;
-            if now - enqueued_ms > host.runtime.options.max_queue_time.as_millis() as i64 {
+            if !socket_event
+                && now - enqueued_ms > host.runtime.options.max_queue_time.as_millis() as i64
+            {
                 return Err(ObjectError::overloaded(overload::QUEUED_TOO_LONG));
             }
             let generation = cell.generation.get();
@@ -244,6 +267,35 @@ impl ShardHost {
         match event {
             Event::Fetch(request) => instance.fetch(request).await.map(Output::Response),
             Event::Call { method, args } => instance.call(method, args).await.map(Output::Bytes),
+            Event::WebSocket { socket, event } => {
+                let ws = WebSocket {
+                    cell: cell.clone(),
+                    id: socket,
+                };
+                let handler = match event {
+                    SocketEvent::Message(message) => instance.websocket_message(ws, message),
+                    SocketEvent::Close {
+                        code,
+                        reason,
+                        was_clean,
+                    } => instance.websocket_close(ws, code, reason, was_clean),
+                    SocketEvent::Error(error) => instance.websocket_error(ws, error),
+                };
+                match self.hub.event_timeout(&cell.key) {
+                    None => handler.await,
+                    Some(timeout_ms) => {
+                        let clock = self.runtime.clock.clone();
+                        let deadline = clock.now_ms().saturating_add(timeout_ms as i64);
+                        tokio::select! {
+                            result = handler => result,
+                            () = clock.sleep_until(deadline) => Err(ObjectError::remote(format!(
+                                "The WebSocket event handler did not finish within its event timeout of {timeout_ms} ms."
+                            ))),
+                        }
+                    }
+                }
+                .map(|()| Output::Done)
+            }
             Event::Alarm { .. } => unreachable!("handled above"),
         }
     }

@@ -12,7 +12,9 @@ pub mod namespace;
 pub mod object;
 pub mod runtime;
 pub mod shard;
+pub mod websocket;
 
 pub use guest::{AlarmInfo, ObjectClass, ObjectError, ObjectInstance};
 pub use object::{ObjectContext, Storage};
 pub use runtime::{Namespace, Options, Runtime, Stub};
+pub use websocket::{SocketEvent, WebSocket};

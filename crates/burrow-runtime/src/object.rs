@@ -20,6 +20,7 @@ use crate::guest::{ObjectError, ObjectInstance};
 use crate::host::ShardHost;
 use crate::id::ObjectId;
 use crate::namespace::NamespaceId;
+use crate::websocket::{self, AutoResponse, Transport, WebSocket};
 use burrow_storage::database::Database;
 use burrow_storage::engine::ObjectStorage;
 use std::cell::{Cell, RefCell};
@@ -126,6 +127,17 @@ impl ObjectCell {
         }
         let object = storage.as_mut().expect("opened above");
         f(object.db()).map_err(|e| ObjectError::remote(e.to_string()))
+    }
+
+    /// Whether the object wrote anything that is not durable yet (uncommitted, or committed and
+    /// still on its way to disk): the output gate holds outgoing messages while it is.
+    pub(crate) fn has_pending_writes(&self, host: &ShardHost) -> bool {
+        let uncommitted = self
+            .storage
+            .try_borrow_mut()
+            .map(|mut storage| storage.as_mut().is_some_and(|s| s.db().has_open_turn()))
+            .unwrap_or(true);
+        uncommitted || !host.durability.is_durable(self.last_end.get())
     }
 
     /// Commits whatever the current turn wrote; on failure resets the object.
@@ -305,10 +317,104 @@ impl ObjectContext {
         });
     }
 
+    /// Checks whether a socket with `tags` could be accepted now (tag limits, the object's socket
+    /// cap), before the connection is taken over.
+    pub fn check_websocket_accept(&self, tags: &[String]) -> Result<(), ObjectError> {
+        websocket::check_tags(tags)?;
+        let host = self.cell.host();
+        let limit = host.runtime.options.max_websockets_per_object;
+        if host.hub.count(&self.cell.key) >= limit {
+            return Err(websocket::too_many(limit));
+        }
+        Ok(())
+    }
+
+    /// `acceptWebSocket(ws, tags)`: the hub takes the socket (driven by `transport`) for this
+    /// object, so it stays open while the object hibernates. At most
+    /// [`websocket::MAX_TAGS`] tags of [`websocket::MAX_TAG_CHARS`] characters, and
+    /// [`crate::Options::max_websockets_per_object`] sockets.
+    pub fn accept_websocket(
+        &self,
+        tags: Vec<String>,
+        transport: Box<dyn Transport>,
+    ) -> Result<WebSocket, ObjectError> {
+        let host = self.cell.host();
+        let limit = host.runtime.options.max_websockets_per_object;
+        host.hub.accept(&self.cell, tags, transport, limit)
+    }
+
+    /// `getWebSockets(tag?)`: the object's sockets (with `tag`, only those tagged with it), in the
+    /// order they were accepted.
+    pub fn get_websockets(&self, tag: Option<&str>) -> Vec<WebSocket> {
+        self.cell.host().hub.sockets(&self.cell, tag)
+    }
+
+    /// `setWebSocketAutoResponse(pair?)`: every socket of the object answers `pair`'s request
+    /// with its response without waking the object; `None` clears it. Kept while the object
+    /// hibernates.
+    pub fn set_websocket_auto_response(&self, pair: Option<AutoResponse>) {
+        self.cell.host().hub.set_auto_response(&self.cell.key, pair);
+    }
+
+    /// `getWebSocketAutoResponse()`.
+    pub fn get_websocket_auto_response(&self) -> Option<AutoResponse> {
+        self.cell
+            .host()
+            .hub
+            .auto_response(&self.cell.key)
+            .map(|pair| (*pair).clone())
+    }
+
+    /// `setHibernatableWebSocketEventTimeout(ms?)`: socket events that run longer fail. At most
+    /// [`websocket::MAX_EVENT_TIMEOUT_MS`]; `None` removes it.
+    pub fn set_websocket_event_timeout(&self, timeout_ms: Option<u64>) -> Result<(), ObjectError> {
+        if let Some(ms) = timeout_ms
+            && ms > websocket::MAX_EVENT_TIMEOUT_MS
+        {
+            return Err(ObjectError::remote(format!(
+                "The WebSocket event timeout can be at most {} ms; got {ms}.",
+                websocket::MAX_EVENT_TIMEOUT_MS
+            )));
+        }
+        self.cell
+            .host()
+            .hub
+            .set_event_timeout(&self.cell.key, timeout_ms);
+        Ok(())
+    }
+
+    /// `getHibernatableWebSocketEventTimeout()`.
+    pub fn get_websocket_event_timeout(&self) -> Option<u64> {
+        self.cell.host().hub.event_timeout(&self.cell.key)
+    }
+
+    /// The runtime's socket limits, for the transport that accepts a connection.
+    pub fn websocket_limits(&self) -> WebSocketLimits {
+        let options = &self.cell.host().runtime.options;
+        WebSocketLimits {
+            max_message_bytes: options.websocket_max_message_bytes,
+            max_send_buffer_bytes: options.websocket_max_send_buffer_bytes,
+        }
+    }
+
+    /// The runtime's clock.
+    pub fn clock(&self) -> std::sync::Arc<dyn crate::clock::Clock> {
+        self.cell.host().runtime.clock.clone()
+    }
+
     /// Resets the object: the instance is dropped and uncommitted writes discarded.
     pub fn abort(&self, reason: &str) {
         self.cell.reset(ObjectError::remote(reason.to_string()));
     }
+}
+
+/// The socket limits of [`crate::Options`], as a transport needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebSocketLimits {
+    /// [`crate::Options::websocket_max_message_bytes`].
+    pub max_message_bytes: usize,
+    /// [`crate::Options::websocket_max_send_buffer_bytes`].
+    pub max_send_buffer_bytes: usize,
 }
 
 /// An object's storage. Every call is synchronous and part of the current turn.

@@ -38,6 +38,14 @@ pub struct Options {
     pub alarm_backoff_cap_exponent: u32,
     /// Seed for jitter; `None` draws one (the simulation fixes it).
     pub seed: Option<u64>,
+    /// Hibernatable WebSockets one object may hold (Cloudflare: 32,768). The listener's own cap
+    /// (burrow-http's `ServerOptions::max_websockets`) bounds them per process, by descriptors.
+    pub max_websockets_per_object: usize,
+    /// Longest message a socket may receive (Cloudflare: 32 MiB); longer closes it with 1009.
+    pub websocket_max_message_bytes: usize,
+    /// Bytes queued for one socket's client; a client that falls further behind is dropped with
+    /// close code 1009 and a reason.
+    pub websocket_max_send_buffer_bytes: usize,
 }
 
 impl Default for Options {
@@ -54,6 +62,9 @@ impl Default for Options {
             alarm_base_delay: Duration::from_secs(2),
             alarm_backoff_cap_exponent: 8,
             seed: None,
+            max_websockets_per_object: 32_768,
+            websocket_max_message_bytes: 32 << 20,
+            websocket_max_send_buffer_bytes: 4 << 20,
         }
     }
 }
@@ -110,6 +121,8 @@ pub struct Stats {
     pub resident: u64,
     /// Alarm timers armed now.
     pub armed_alarms: u64,
+    /// Hibernatable WebSockets open now.
+    pub websockets: u64,
 }
 
 /// The Durable Object runtime of one node. Cheap to clone.
@@ -248,6 +261,7 @@ impl Runtime {
                             .count() as u64,
                         resident: host.cells.borrow().len() as u64,
                         armed_alarms: host.armed_alarms() as u64,
+                        websockets: host.hub.open() as u64,
                     })
                 })
                 .await
@@ -260,6 +274,7 @@ impl Runtime {
             total.active += stats.active;
             total.resident += stats.resident;
             total.armed_alarms += stats.armed_alarms;
+            total.websockets += stats.websockets;
         }
         total
     }

@@ -126,6 +126,11 @@ impl Request {
         })
     }
 
+    /// The `http` request inside, borrowed.
+    pub fn as_http(&self) -> &http::Request<Body> {
+        &self.inner
+    }
+
     /// The `http` request inside.
     pub fn into_http(self) -> http::Request<Body> {
         self.inner

@@ -85,6 +85,7 @@ pub mod queue;
 pub mod rpc;
 pub mod server;
 pub mod storage;
+pub mod websocket;
 pub mod workflow;
 
 pub use app::{App, DEFAULT_CONFIG};
@@ -95,6 +96,7 @@ pub use fetch::{Body, Request, Response};
 pub use object::{AlarmInfo, DurableObject, ObjectContext};
 pub use rpc::Rpc;
 pub use storage::{ListOptions, Row, Rows, Sql, Storage};
+pub use websocket::WebSocket;
 pub use workflow::{WorkflowEntrypoint, WorkflowError, WorkflowEvent, WorkflowStep};
 
 /// The error the runtime carries across a stub (generated RPC code uses it).

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::fetch::{Request, Response};
 use crate::rpc::Rpc;
 use crate::storage::Storage;
+use crate::websocket::{AutoResponse, Message, WebSocket};
 
 /// A Durable Object class.
 ///
@@ -81,6 +82,37 @@ pub trait DurableObject: Sized + 'static {
         let _ = info;
         std::future::ready(Ok(()))
     }
+
+    /// A message on a socket the object accepted (`webSocketMessage`). It wakes the object if it
+    /// hibernated. Auto-response requests never get here.
+    fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: Message,
+    ) -> impl Future<Output = Result<()>> {
+        let _ = (ws, message);
+        std::future::ready(Ok(()))
+    }
+
+    /// The client closed a socket, or its connection ended (code 1006) (`webSocketClose`).
+    /// The socket is gone from [`ObjectContext::get_websockets`] after this returns.
+    fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> impl Future<Output = Result<()>> {
+        let _ = (ws, code, reason, was_clean);
+        std::future::ready(Ok(()))
+    }
+
+    /// A socket failed (`webSocketError`): a protocol error, an oversized message, or a client
+    /// that did not read and was dropped with close code 1009.
+    fn websocket_error(&self, ws: WebSocket, error: Error) -> impl Future<Output = Result<()>> {
+        let _ = (ws, error);
+        std::future::ready(Ok(()))
+    }
 }
 
 /// What an object's code gets: its id, its storage and the platform's controls. Cheap to clone.
@@ -121,6 +153,86 @@ impl ObjectContext {
     /// Keeps the object alive until `work` finishes; it runs after the current reply is sent.
     pub fn wait_until(&self, work: impl Future<Output = ()> + 'static) {
         self.inner.wait_until(work);
+    }
+
+    /// `acceptWebSocket`: accepts `request` (an `Upgrade: websocket` request that reached this
+    /// object's `fetch`, usually forwarded by the Worker with [`crate::Stub::fetch`]) as a
+    /// hibernatable socket with `tags` (at most 10, each at most 256 characters). Return the
+    /// response it gives (`101 Switching Protocols`) from `fetch`.
+    ///
+    /// Fails with a clear error past the object's socket cap (32,768 by default), or the
+    /// process's (the ingress's `max_websockets`, bounded by descriptors; a 503).
+    pub fn accept_websocket(
+        &self,
+        request: &Request,
+        tags: &[&str],
+    ) -> Result<(WebSocket, Response)> {
+        let tags = tags.iter().map(|tag| tag.to_string()).collect();
+        match burrow_http::websocket::hibernatable::accept(&self.inner, request.as_http(), tags) {
+            Ok((inner, response)) => Ok((WebSocket { inner }, Response::from(response))),
+            Err(burrow_http::websocket::hibernatable::AcceptError::Object(error)) => {
+                Err(error.into())
+            }
+            Err(burrow_http::websocket::hibernatable::AcceptError::Upgrade(error)) => {
+                let message = error.to_string();
+                let status = error.into_response().status();
+                Err(Error::new(message).with_status(status))
+            }
+        }
+    }
+
+    /// `getWebSockets(tag?)`: the object's open sockets, or those tagged `tag`, in the order
+    /// they were accepted. After hibernation the new instance finds them here.
+    pub fn get_websockets(&self, tag: Option<&str>) -> Vec<WebSocket> {
+        self.inner
+            .get_websockets(tag)
+            .into_iter()
+            .map(|inner| WebSocket { inner })
+            .collect()
+    }
+
+    /// `getTags(ws)`.
+    pub fn get_tags(&self, ws: &WebSocket) -> Result<Vec<String>> {
+        ws.tags()
+    }
+
+    /// `setWebSocketAutoResponse`: every socket of the object answers the text message
+    /// `request` with `response` (each at most 2,048 bytes) without waking the object; `None`
+    /// clears it. It is kept while the object hibernates.
+    pub fn set_websocket_auto_response(&self, pair: Option<(&str, &str)>) -> Result<()> {
+        let pair = match pair {
+            Some((request, response)) => Some(AutoResponse::new(request, response)?),
+            None => None,
+        };
+        self.inner.set_websocket_auto_response(pair);
+        Ok(())
+    }
+
+    /// `getWebSocketAutoResponse`: the pair as `(request, response)`.
+    pub fn get_websocket_auto_response(&self) -> Option<(String, String)> {
+        self.inner.get_websocket_auto_response().map(|pair| {
+            (
+                pair.request().as_str().to_owned(),
+                pair.response().as_str().to_owned(),
+            )
+        })
+    }
+
+    /// `getWebSocketAutoResponseTimestamp(ws)`: when `ws` last got the auto-response, in epoch
+    /// milliseconds.
+    pub fn get_websocket_auto_response_timestamp(&self, ws: &WebSocket) -> Option<i64> {
+        ws.auto_response_timestamp()
+    }
+
+    /// `setHibernatableWebSocketEventTimeout(ms?)`: a socket event handler that runs longer
+    /// fails (at most 604,800,000 ms; `None` removes the timeout).
+    pub fn set_websocket_event_timeout(&self, timeout_ms: Option<u64>) -> Result<()> {
+        Ok(self.inner.set_websocket_event_timeout(timeout_ms)?)
+    }
+
+    /// `getHibernatableWebSocketEventTimeout()`.
+    pub fn get_websocket_event_timeout(&self) -> Option<u64> {
+        self.inner.get_websocket_event_timeout()
     }
 
     /// Resets the object: its instance is dropped and uncommitted writes are discarded; the next
@@ -181,5 +293,46 @@ impl<T: DurableObject + Rpc> ObjectInstance for Instance<T> {
 
     fn alarm(self: Rc<Self>, info: AlarmInfo) -> LocalBoxFuture<'static, Result<(), ObjectError>> {
         Box::pin(async move { self.0.alarm(info).await.map_err(Error::into_remote) })
+    }
+
+    fn websocket_message(
+        self: Rc<Self>,
+        ws: burrow_runtime::WebSocket,
+        message: Message,
+    ) -> LocalBoxFuture<'static, Result<(), ObjectError>> {
+        Box::pin(async move {
+            self.0
+                .websocket_message(WebSocket { inner: ws }, message)
+                .await
+                .map_err(Error::into_remote)
+        })
+    }
+
+    fn websocket_close(
+        self: Rc<Self>,
+        ws: burrow_runtime::WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> LocalBoxFuture<'static, Result<(), ObjectError>> {
+        Box::pin(async move {
+            self.0
+                .websocket_close(WebSocket { inner: ws }, code, reason, was_clean)
+                .await
+                .map_err(Error::into_remote)
+        })
+    }
+
+    fn websocket_error(
+        self: Rc<Self>,
+        ws: burrow_runtime::WebSocket,
+        error: String,
+    ) -> LocalBoxFuture<'static, Result<(), ObjectError>> {
+        Box::pin(async move {
+            self.0
+                .websocket_error(WebSocket { inner: ws }, Error::new(error))
+                .await
+                .map_err(Error::into_remote)
+        })
     }
 }

@@ -34,6 +34,7 @@
 
 mod frame;
 mod handshake;
+pub mod hibernatable;
 mod message;
 mod reader;
 mod socket;

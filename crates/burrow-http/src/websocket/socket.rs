@@ -45,6 +45,7 @@ use super::frame::{OpCode, ServerHeader};
 use super::message::{CloseFrame, Message, Text, code, encode_close, is_sendable_code};
 use super::reader::{Item, Reader};
 use crate::LocalBoxFuture;
+pub use burrow_runtime::websocket::{AutoResponse, AutoResponseError, MAX_AUTO_RESPONSE_BYTES};
 
 /// Limits and timing of sockets; share one `Arc<Config>` between many.
 #[derive(Clone)]
@@ -158,53 +159,6 @@ impl Inbound for tokio::sync::mpsc::Sender<Event> {
     }
 }
 
-/// Cloudflare's limit on each side of an auto-response pair.
-pub const MAX_AUTO_RESPONSE_BYTES: usize = 2_048;
-
-/// A request message and the response the driver sends for it
-/// (`WebSocketRequestResponsePair`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AutoResponse {
-    request: Text,
-    response: Text,
-}
-
-impl AutoResponse {
-    /// A pair; each side at most [`MAX_AUTO_RESPONSE_BYTES`].
-    pub fn new(request: &str, response: &str) -> Result<AutoResponse, AutoResponseError> {
-        for (side, text) in [("request", request), ("response", response)] {
-            if text.len() > MAX_AUTO_RESPONSE_BYTES {
-                return Err(AutoResponseError {
-                    side,
-                    bytes: text.len(),
-                });
-            }
-        }
-        Ok(AutoResponse {
-            request: Text::from(request),
-            response: Text::from(response),
-        })
-    }
-
-    /// The request text.
-    pub fn request(&self) -> &str {
-        self.request.as_str()
-    }
-
-    /// The response text.
-    pub fn response(&self) -> &str {
-        self.response.as_str()
-    }
-}
-
-/// An auto-response side over the limit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the auto-response {side} is {bytes} bytes; the limit is {MAX_AUTO_RESPONSE_BYTES} bytes")]
-pub struct AutoResponseError {
-    side: &'static str,
-    bytes: usize,
-}
-
 /// The auto-response pair of a group of sockets (an object's): set or clear it once and every
 /// socket driven with this responder follows. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -221,6 +175,11 @@ impl AutoResponder {
     /// Sets (or with `None` clears) the pair.
     pub fn set(&self, pair: Option<AutoResponse>) {
         *self.pair.lock().unwrap_or_else(PoisonError::into_inner) = pair.map(Arc::new);
+    }
+
+    /// Sets (or clears) a pair shared with other responders.
+    pub fn set_shared(&self, pair: Option<Arc<AutoResponse>>) {
+        *self.pair.lock().unwrap_or_else(PoisonError::into_inner) = pair;
     }
 
     /// The pair now.
@@ -898,13 +857,13 @@ where
         let Some(pair) = self.auto_responder.as_ref().and_then(AutoResponder::get) else {
             return false;
         };
-        if pair.request != *text {
+        if pair.request() != text {
             return false;
         }
         let now_ms = self.config.clock.now_ms();
         let mut shared = self.lock();
         shared.last_auto_response_ms = Some(now_ms);
-        let _ = shared.push(OpCode::Text, pair.response.as_bytes().clone());
+        let _ = shared.push(OpCode::Text, pair.response().as_bytes().clone());
         true
     }
 

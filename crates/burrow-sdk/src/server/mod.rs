@@ -39,7 +39,8 @@ use tracing::{info, warn};
 pub use admin::{SCRIPTS_PATH, router as admin_router};
 pub use logging::{LogFormat, init_logging};
 pub use options::{
-    DEFAULT_PORT, Flags, HIBERNATE_AFTER_VARIABLE, Mode, STORAGE_IDLE_AFTER_VARIABLE, ServeOptions,
+    DEFAULT_PORT, Flags, HIBERNATE_AFTER_VARIABLE, MAX_WEBSOCKETS_VARIABLE, Mode,
+    STORAGE_IDLE_AFTER_VARIABLE, ServeOptions, WEBSOCKET_SEND_BUFFER_VARIABLE,
 };
 pub use summary::log_summary;
 
@@ -480,9 +481,16 @@ fn serve_listeners(
         handler = crate::cron::with_trigger_endpoints(handler, scheduler.clone());
     }
     let shards = runtime.shards();
-    let ingress =
-        burrow_http::serve_ingress(ingress_listener, shards, handler, ServerOptions::ingress())
-            .map_err(Error::Ingress)?;
+    let ingress = burrow_http::serve_ingress(
+        ingress_listener,
+        shards,
+        handler,
+        ServerOptions {
+            max_websockets: options.max_websockets,
+            ..ServerOptions::ingress()
+        },
+    )
+    .map_err(Error::Ingress)?;
     let mut router = admin::router(loaded, ingress.stats());
     crate::kv::admin_routes(&mut router, loaded, runtime);
     if let Some(workflows) = services.workflows {

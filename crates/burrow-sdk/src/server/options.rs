@@ -15,6 +15,11 @@ use crate::server::Error;
 pub const DEFAULT_PORT: u16 = 8787;
 /// Overrides how long an idle object keeps its instance (milliseconds; default 10 s, Cloudflare's).
 pub const HIBERNATE_AFTER_VARIABLE: &str = "BURROW_HIBERNATE_AFTER_MS";
+/// Overrides the ingress's cap on open WebSockets.
+pub const MAX_WEBSOCKETS_VARIABLE: &str = "BURROW_MAX_WEBSOCKETS";
+/// Overrides the per-socket send buffer cap, in bytes (the runtime's
+/// `websocket_max_send_buffer_bytes`).
+pub const WEBSOCKET_SEND_BUFFER_VARIABLE: &str = "BURROW_WEBSOCKET_SEND_BUFFER_BYTES";
 /// Overrides how long an idle object keeps its storage open (milliseconds).
 pub const STORAGE_IDLE_AFTER_VARIABLE: &str = "BURROW_STORAGE_IDLE_AFTER_MS";
 
@@ -81,8 +86,13 @@ pub struct ServeOptions {
     /// The storage engine's settings (`[burrow] durability`, `max_open_objects`).
     pub engine: burrow_storage::engine::Options,
     /// The object runtime's settings (idle times from [`HIBERNATE_AFTER_VARIABLE`] and
-    /// [`STORAGE_IDLE_AFTER_VARIABLE`]).
+    /// [`STORAGE_IDLE_AFTER_VARIABLE`]; the per-socket send buffer from
+    /// [`WEBSOCKET_SEND_BUFFER_VARIABLE`]).
     pub runtime: burrow_runtime::Options,
+    /// Open WebSockets the ingress accepts at once (burrow-http's
+    /// `ServerOptions::DEFAULT_MAX_WEBSOCKETS`, or [`MAX_WEBSOCKETS_VARIABLE`]); past it upgrades
+    /// get a 503 naming the limit. Keep it within the process's descriptor limit.
+    pub max_websockets: usize,
 }
 
 impl ServeOptions {
@@ -140,6 +150,13 @@ impl ServeOptions {
         if let Some(duration) = duration_variable(STORAGE_IDLE_AFTER_VARIABLE)? {
             runtime.storage_idle_after = duration;
         }
+        if let Some(bytes) = number_variable(WEBSOCKET_SEND_BUFFER_VARIABLE)? {
+            runtime.websocket_max_send_buffer_bytes = bytes as usize;
+        }
+        let max_websockets = number_variable(MAX_WEBSOCKETS_VARIABLE)?
+            .map_or(burrow_http::ServerOptions::DEFAULT_MAX_WEBSOCKETS, |n| {
+                n as usize
+            });
         Ok(ServeOptions {
             mode,
             listen: SocketAddr::new(ip, port),
@@ -150,6 +167,7 @@ impl ServeOptions {
             watch: mode == Mode::Dev,
             engine,
             runtime,
+            max_websockets,
         })
     }
 }
@@ -167,12 +185,16 @@ fn default_data_dir(primary: &Worker) -> PathBuf {
 }
 
 fn duration_variable(name: &'static str) -> Result<Option<Duration>, Error> {
+    Ok(number_variable(name)?.map(Duration::from_millis))
+}
+
+fn number_variable(name: &'static str) -> Result<Option<u64>, Error> {
     match std::env::var(name) {
         Err(_) => Ok(None),
         Ok(text) => text
             .trim()
             .parse::<u64>()
-            .map(|ms| Some(Duration::from_millis(ms)))
+            .map(Some)
             .map_err(|_| Error::InvalidVariable { name, value: text }),
     }
 }
