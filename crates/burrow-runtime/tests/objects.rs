@@ -1,5 +1,6 @@
 //! The Durable Object runtime end to end, with a native test guest: concurrency, single
-//! activation, the output gate, alarms, hibernation, overload, restart, and seeded replay.
+//! activation, the output gate (responses and WebSocket sends), alarms, hibernation, overload,
+//! restart, and seeded replay.
 
 use burrow_config::Migration;
 use burrow_runtime::clock::{Clock, LocalBoxFuture, ManualClock, SystemClock};
@@ -8,6 +9,7 @@ use burrow_runtime::guest::{
 };
 use burrow_runtime::namespace::Namespaces;
 use burrow_runtime::shard::Shards;
+use burrow_runtime::websocket::{AutoResponse, Message, Transport};
 use burrow_runtime::{ObjectContext, Options, Runtime};
 use burrow_storage::engine::{Engine, Options as EngineOptions};
 use burrow_storage::fs::{Fs, OsFs};
@@ -29,6 +31,32 @@ struct Probe {
     failing_alarms: AtomicUsize,
     /// Events that found another event of the same object inside a storage operation.
     interleaved: AtomicUsize,
+    /// What objects sent on their (test) WebSockets.
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+/// A WebSocket transport that records what the hub hands it.
+struct Recorder(Arc<Mutex<Vec<String>>>);
+
+impl Transport for Recorder {
+    fn send(&self, message: Message) -> Result<(), String> {
+        let Message::Text(text) = message else {
+            return Err("text only".into());
+        };
+        self.0.lock().unwrap().push(text.as_str().to_owned());
+        Ok(())
+    }
+
+    fn close(&self, code: u16, reason: &str) -> Result<(), String> {
+        self.0.lock().unwrap().push(format!("close {code} {reason}"));
+        Ok(())
+    }
+
+    fn set_auto_response(&self, _pair: Option<Arc<AutoResponse>>) {}
+
+    fn last_auto_response_ms(&self) -> Option<i64> {
+        None
+    }
 }
 
 struct CounterClass {
@@ -105,6 +133,18 @@ impl ObjectInstance for Counter {
                     self.increment()?.to_string()
                 }
                 "/get" => self.read()?.to_string(),
+                "/socket-increment" => {
+                    let ws = self.ctx.accept_websocket(
+                        vec!["t".into()],
+                        Box::new(Recorder(self.probe.sent.clone())),
+                    )?;
+                    // No write pending: leaves at once. Then a write: the next sends wait for it.
+                    ws.send("before")?;
+                    let n = self.increment()?;
+                    ws.send(n.to_string())?;
+                    ws.close(1000, "done")?;
+                    n.to_string()
+                }
                 "/forever" => {
                     std::future::pending::<()>().await;
                     unreachable!()
@@ -330,6 +370,63 @@ async fn responses_wait_until_their_writes_are_durable() {
     let response = pending.await.unwrap().unwrap();
     assert_eq!(text(response), "1");
     // Shut down with the journal flushed by hand as well.
+    let flusher = tokio::spawn(async move {
+        for _ in 0..500 {
+            let _ = engine.flush_journal();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    node.stop().await;
+    flusher.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_sends_wait_at_the_output_gate_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = Arc::new(Probe::default());
+    // No journal thread: records become durable only when the test flushes the journal.
+    let node = start_node(
+        Arc::new(OsFs),
+        dir.path(),
+        Arc::new(SystemClock),
+        probe.clone(),
+        EngineOptions {
+            background_threads: false,
+            ..EngineOptions::default()
+        },
+        Options::default(),
+        1,
+    )
+    .await;
+    let stub = node
+        .runtime
+        .namespace("Counter")
+        .unwrap()
+        .get_by_name("socket");
+    let pending = tokio::spawn({
+        let stub = stub.clone();
+        async move { stub.fetch(get("/socket-increment")).await }
+    });
+    // The send made before any write leaves at once; the rest waits for the write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while probe.sent.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing was sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*probe.sent.lock().unwrap(), ["before"]);
+    let engine = node.runtime.engine().clone();
+    while !pending.is_finished() || probe.sent.lock().unwrap().len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the gate never opened");
+        engine.flush_journal().unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(text(pending.await.unwrap().unwrap()), "1");
+    assert_eq!(
+        *probe.sent.lock().unwrap(),
+        ["before", "1", "close 1000 done"]
+    );
+    assert_eq!(node.runtime.stats().await.websockets, 1);
     let flusher = tokio::spawn(async move {
         for _ in 0..500 {
             let _ = engine.flush_journal();
