@@ -48,7 +48,10 @@ impl Transport for Recorder {
     }
 
     fn close(&self, code: u16, reason: &str) -> Result<(), String> {
-        self.0.lock().unwrap().push(format!("close {code} {reason}"));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("close {code} {reason}"));
         Ok(())
     }
 
@@ -417,7 +420,10 @@ async fn websocket_sends_wait_at_the_output_gate_in_order() {
     assert_eq!(*probe.sent.lock().unwrap(), ["before"]);
     let engine = node.runtime.engine().clone();
     while !pending.is_finished() || probe.sent.lock().unwrap().len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "the gate never opened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gate never opened"
+        );
         engine.flush_journal().unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
