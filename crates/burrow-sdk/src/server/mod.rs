@@ -165,19 +165,36 @@ const RESERVED_DESCRIPTORS: u64 = 512;
 /// `max_open_objects` databases (one descriptor each) beside the listeners' connection and
 /// WebSocket caps, lowers `max_open_objects` to what fits, with a warning. Without this, a
 /// soft limit of 1,024 (a common default) would fail object opens with "too many open files".
+/// The WebSocket cap itself is first lowered (with a warning) to what the limit leaves after the
+/// reserve and both listeners' connections, so upgrades past it get the ingress's 503 naming the
+/// cap instead of failing on descriptors. Returns the engine's options and the WebSocket cap.
 fn fit_descriptor_budget(
     mut engine: burrow_storage::engine::Options,
-) -> burrow_storage::engine::Options {
+    max_websockets: usize,
+) -> (burrow_storage::engine::Options, usize) {
     let limit = match burrow_storage::fs::raise_open_file_limit() {
         Ok(limit) => limit,
         Err(error) => {
             tracing::warn!(%error, "could not raise the open-file limit");
-            return engine;
+            return (engine, max_websockets);
         }
     };
     let (ingress, admin) = (ServerOptions::ingress(), ServerOptions::admin());
-    let others = (ingress.max_connections + ingress.max_websockets + admin.max_connections) as u64
-        + RESERVED_DESCRIPTORS;
+    let connections =
+        (ingress.max_connections + admin.max_connections) as u64 + RESERVED_DESCRIPTORS;
+    let websocket_room = usize::try_from(limit.saturating_sub(connections)).unwrap_or(usize::MAX);
+    let max_websockets = if max_websockets > websocket_room {
+        tracing::warn!(
+            configured = max_websockets,
+            open_file_limit = limit,
+            using = websocket_room,
+            "the WebSocket cap does not fit the open-file limit beside the connections; lowered"
+        );
+        websocket_room
+    } else {
+        max_websockets
+    };
+    let others = connections + max_websockets as u64;
     let budget = object_budget(limit, others);
     if engine.max_open_objects > budget {
         tracing::warn!(
@@ -189,7 +206,7 @@ fn fit_descriptor_budget(
         );
         engine.max_open_objects = budget;
     }
-    engine
+    (engine, max_websockets)
 }
 
 /// Object databases that fit in `limit` descriptors when `others` are spoken for: all the rest
@@ -251,7 +268,13 @@ impl Server {
             }
         }
 
-        let engine_options = fit_descriptor_budget(options.engine.clone());
+        let (engine_options, max_websockets) =
+            fit_descriptor_budget(options.engine.clone(), options.max_websockets);
+        let fitted = ServeOptions {
+            max_websockets,
+            ..options.clone()
+        };
+        let options = &fitted;
         let engine =
             Engine::open(Arc::new(OsFs), &options.data_dir, engine_options).map_err(|source| {
                 Error::Storage {
