@@ -251,6 +251,8 @@ impl Vfs {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let name = CString::new(format!("burrow-{id}")).expect("no NUL in a formatted name");
+        // Before anything initializes SQLite: the process-wide lookaside default.
+        crate::memory::configure_sqlite();
         // SAFETY: sqlite3_vfs_find initializes SQLite if needed and returns the default VFS
         // (or null); built-in VFSes are never freed.
         let default_vfs = unsafe { sqlite::sqlite3_vfs_find(std::ptr::null()) };
