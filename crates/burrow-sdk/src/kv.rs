@@ -96,6 +96,10 @@ const VALUE_PATH: &str =
 const METADATA_PATH: &str =
     "/client/v4/accounts/:account/storage/kv/namespaces/:namespace/metadata/:key";
 const KEYS_PATH: &str = "/client/v4/accounts/:account/storage/kv/namespaces/:namespace/keys";
+const NAMESPACE_PATH: &str = "/client/v4/accounts/:account/storage/kv/namespaces/:namespace";
+const BULK_PATH: &str = "/client/v4/accounts/:account/storage/kv/namespaces/:namespace/bulk";
+const BULK_DELETE_PATH: &str =
+    "/client/v4/accounts/:account/storage/kv/namespaces/:namespace/bulk/delete";
 
 /// Cloudflare's error codes for the KV API.
 mod kv_codes {
@@ -105,29 +109,148 @@ mod kv_codes {
     pub(super) const KEY_NOT_FOUND: u32 = 10_009;
     /// The namespace id is not configured.
     pub(super) const NAMESPACE_NOT_FOUND: u32 = 10_013;
+    /// A namespace with this title exists.
+    pub(super) const TITLE_EXISTS: u32 = 10_014;
 }
 
-/// The namespaces the admin API serves: every `[[kv_namespaces]]` of every loaded Worker, by id.
+/// The namespaces the admin API serves: every `[[kv_namespaces]]` of every loaded Worker, by id,
+/// and those created through the API, which are kept in the reserved namespace
+/// [`REGISTRY_NAMESPACE`] (key: id, value: title), so they survive restarts.
 #[derive(Clone)]
 struct Namespaces {
-    /// id → (title, handle).
-    by_id: Arc<BTreeMap<String, (String, KvNamespace)>>,
+    kv: burrow_services::kv::Kv,
+    /// Configured: id → (title, handle).
+    configured: Arc<BTreeMap<String, (String, KvNamespace)>>,
+    registry: KvNamespace,
 }
 
+/// The reserved namespace that records namespaces created through the admin API. Its id cannot
+/// be configured or created: it starts with `__burrow`.
+const REGISTRY_NAMESPACE: &str = "__burrow_kv_namespaces";
+
+/// How many namespaces the API may create: every list walks them all.
+const MAX_CREATED_NAMESPACES: usize = 1_000;
+
+/// At most this many pairs in one bulk write or keys in one bulk delete (Cloudflare's limit).
+const MAX_BULK_PAIRS: usize = 10_000;
+
 impl Namespaces {
-    fn get(&self, request: &AdminRequest) -> Result<KvNamespace, ApiError> {
-        let id = request.param("namespace").unwrap_or_default();
-        self.by_id
-            .get(id)
-            .map(|(_, namespace)| namespace.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    kv_codes::NAMESPACE_NOT_FOUND,
-                    format!("namespace not found: {id:?} is not in any [[kv_namespaces]]"),
-                )
-            })
+    fn not_found(id: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            kv_codes::NAMESPACE_NOT_FOUND,
+            format!(
+                "namespace not found: {id:?} is not in any [[kv_namespaces]] and was not created \
+                 through the API"
+            ),
+        )
     }
+
+    /// Every namespace: (id, title), configured and created, in id order.
+    async fn all(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let mut all: BTreeMap<String, String> = self
+            .configured
+            .iter()
+            .map(|(id, (title, _))| (id.clone(), title.clone()))
+            .collect();
+        let listed = self
+            .registry
+            .list(ListOptions::default())
+            .await
+            .map_err(api_error)?;
+        for key in listed.keys {
+            let title = self
+                .registry
+                .get_text(&key.name)
+                .await
+                .map_err(api_error)?
+                .unwrap_or_default();
+            all.entry(key.name).or_insert(title);
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    async fn get(&self, request: &AdminRequest) -> Result<KvNamespace, ApiError> {
+        let id = request.param("namespace").unwrap_or_default();
+        if let Some((_, namespace)) = self.configured.get(id) {
+            return Ok(namespace.clone());
+        }
+        if id.starts_with("__burrow") || id.is_empty() || id.len() > 512 {
+            return Err(Self::not_found(id));
+        }
+        match self.registry.get(id).await.map_err(api_error)? {
+            Some(_) => Ok(self.kv.namespace(id)),
+            None => Err(Self::not_found(id)),
+        }
+    }
+}
+
+/// `POST …/namespaces`'s body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateNamespace {
+    title: String,
+}
+
+/// One pair of a bulk write (`PUT …/bulk`).
+#[derive(Debug, serde::Deserialize)]
+struct BulkPair {
+    key: String,
+    value: String,
+    #[serde(default)]
+    expiration: Option<i64>,
+    #[serde(default)]
+    expiration_ttl: Option<i64>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    base64: bool,
+}
+
+fn bulk_limit(count: usize, what: &str) -> Result<(), ApiError> {
+    if count > MAX_BULK_PAIRS {
+        return Err(ApiError::bad_request(
+            kv_codes::INVALID,
+            format!("a bulk {what} takes at most {MAX_BULK_PAIRS} keys; this one has {count}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Cloudflare's bulk result: how many keys were written or deleted, and which were not.
+fn bulk_result(successful: usize, unsuccessful: Vec<String>) -> serde_json::Value {
+    json!({"successful_key_count": successful, "unsuccessful_keys": unsuccessful})
+}
+
+/// Deletes `keys`, already checked; how many.
+async fn delete_keys(namespace: &KvNamespace, keys: Vec<String>) -> Result<usize, ApiError> {
+    let mut deleted = 0;
+    for key in keys {
+        namespace.delete(&key).await.map_err(api_error)?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+fn check<T>(result: Result<T, Error>) -> Result<T, ApiError> {
+    result.map_err(api_error)
+}
+
+/// A fresh namespace id: 32 hex digits, as Cloudflare's.
+fn new_namespace_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut id = String::with_capacity(32);
+    for _ in 0..2 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        id.push_str(&format!("{:016x}", hasher.finish()));
+    }
+    id
 }
 
 fn api_error(error: Error) -> ApiError {
@@ -212,11 +335,11 @@ fn parse_form(body: &[u8], boundary: &str) -> Option<(Bytes, Option<Bytes>)> {
     Some((value?, metadata))
 }
 
-/// Adds the KV routes to the admin router: namespaces list; values get, put and delete; metadata;
-/// keys list. Values travel raw: a PUT's body is the value, or, as wrangler sends a value with
-/// metadata, a `multipart/form-data` body with `value` and `metadata` fields; Burrow also takes
-/// metadata as JSON in the `metadata` query parameter. Expiry comes in `expiration` /
-/// `expiration_ttl`.
+/// Adds the KV routes to the admin router: namespaces list, create and delete; values get, put
+/// and delete; metadata; keys list; bulk write and bulk delete. Values travel raw: a PUT's body is
+/// the value, or, as wrangler sends a value with metadata, a `multipart/form-data` body with
+/// `value` and `metadata` fields; Burrow also takes metadata as JSON in the `metadata` query
+/// parameter. Expiry comes in `expiration` / `expiration_ttl`.
 pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runtime: &Runtime) {
     let Some(kv) = service(runtime) else {
         return;
@@ -231,30 +354,230 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runt
         }
     }
     let namespaces = Namespaces {
-        by_id: Arc::new(by_id),
+        registry: kv.namespace(REGISTRY_NAMESPACE),
+        kv,
+        configured: Arc::new(by_id),
     };
 
     let list = namespaces.clone();
-    router.route(Method::GET, NAMESPACES_PATH, move |_request| {
-        let result: Vec<serde_json::Value> = list
-            .by_id
-            .iter()
-            .map(|(id, (title, _))| json!({"id": id, "title": title, "supports_url_encoding": true}))
-            .collect();
-        let count = result.len();
+    router.route(Method::GET, NAMESPACES_PATH, move |request| {
+        let list = list.clone();
         async move {
-            Ok(admin::success_with_info(
-                result,
-                Some(json!({"page": 1, "per_page": count.max(20), "count": count, "total_count": count})),
+            let page = admin::Page::from_request(&request, 20, 1000)?;
+            let by_title = request.query("order").as_deref() == Some("title");
+            let descending = match request.query("direction").as_deref() {
+                None | Some("" | "asc") => false,
+                Some("desc") => true,
+                Some(other) => {
+                    return Err(ApiError::bad_request(
+                        codes::INVALID_QUERY,
+                        format!("direction must be asc or desc, not {other:?}"),
+                    ));
+                }
+            };
+            let mut all = list.all().await?;
+            if by_title {
+                all.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            }
+            if descending {
+                all.reverse();
+            }
+            let all: Vec<serde_json::Value> = all
+                .into_iter()
+                .map(|(id, title)| json!({"id": id, "title": title, "supports_url_encoding": true}))
+                .collect();
+            let (result, info) = page.slice(all);
+            Ok(admin::success_with_info(result, Some(info)))
+        }
+    });
+
+    let create = namespaces.clone();
+    router.route(Method::POST, NAMESPACES_PATH, move |request| {
+        let create = create.clone();
+        async move {
+            let body: CreateNamespace = request.json().await?;
+            let title = body.title.trim().to_owned();
+            if title.is_empty() || title.len() > 512 {
+                return Err(ApiError::bad_request(
+                    kv_codes::INVALID,
+                    "title must be 1 to 512 bytes long",
+                ));
+            }
+            let all = create.all().await?;
+            if all.iter().any(|(_, existing)| *existing == title) {
+                return Err(ApiError::bad_request(
+                    kv_codes::TITLE_EXISTS,
+                    "a namespace with this account ID and title already exists",
+                ));
+            }
+            if all.len() - create.configured.len() >= MAX_CREATED_NAMESPACES {
+                return Err(ApiError::bad_request(
+                    kv_codes::INVALID,
+                    format!("at most {MAX_CREATED_NAMESPACES} namespaces can be created"),
+                ));
+            }
+            let id = new_namespace_id();
+            create.registry.put(&id, &title).await.map_err(api_error)?;
+            Ok(admin::success(
+                json!({"id": id, "title": title, "supports_url_encoding": true}),
             ))
         }
     });
 
+    let remove = namespaces.clone();
+    router.route(Method::DELETE, NAMESPACE_PATH, move |request| {
+        let remove = remove.clone();
+        async move {
+            let id = request.param("namespace").unwrap_or_default().to_owned();
+            if remove.configured.contains_key(&id) {
+                return Err(ApiError::bad_request(
+                    kv_codes::INVALID,
+                    format!(
+                        "namespace {id:?} is declared in [[kv_namespaces]]; remove it from the \
+                         configuration instead"
+                    ),
+                ));
+            }
+            let namespace = remove.get(&request).await?;
+            // Delete the keys first: a crash halfway leaves the namespace listed, and deleting
+            // it again finishes the job.
+            loop {
+                let page = namespace
+                    .list(ListOptions::default())
+                    .await
+                    .map_err(api_error)?;
+                if page.keys.is_empty() {
+                    break;
+                }
+                let keys = page.keys.into_iter().map(|key| key.name).collect();
+                delete_keys(&namespace, keys).await?;
+            }
+            remove.registry.delete(&id).await.map_err(api_error)?;
+            Ok(admin::success(json!({})))
+        }
+    });
+
+    let describe = namespaces.clone();
+    router.route(Method::GET, NAMESPACE_PATH, move |request| {
+        let describe = describe.clone();
+        async move {
+            describe.get(&request).await?;
+            let id = request.param("namespace").unwrap_or_default();
+            let all = describe.all().await?;
+            let title = all
+                .iter()
+                .find(|(candidate, _)| candidate == id)
+                .map(|(_, title)| title.clone())
+                .unwrap_or_default();
+            Ok(admin::success(
+                json!({"id": id, "title": title, "supports_url_encoding": true}),
+            ))
+        }
+    });
+
+    let bulk_write = namespaces.clone();
+    router.route(Method::PUT, BULK_PATH, move |request| {
+        let bulk_write = bulk_write.clone();
+        async move {
+            let namespace = bulk_write.get(&request).await?;
+            let pairs: Vec<BulkPair> = request.json().await?;
+            bulk_limit(pairs.len(), "write")?;
+            // Check every pair before writing any, so a bad one rejects the whole request.
+            let now_ms = burrow_runtime::clock::Clock::now_ms(&SystemClock);
+            let mut writes = Vec::with_capacity(pairs.len());
+            for (index, pair) in pairs.into_iter().enumerate() {
+                let value = if pair.base64 {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD
+                        .decode(pair.value.as_bytes())
+                        .map_err(|error| {
+                            ApiError::bad_request(
+                                kv_codes::INVALID,
+                                format!("[{index}].value is not valid base64: {error}"),
+                            )
+                        })?
+                } else {
+                    pair.value.into_bytes()
+                };
+                let checked = check(burrow_services::kv::error::check_key(
+                    burrow_services::kv::Method::Put,
+                    &pair.key,
+                ))
+                .and_then(|()| check(burrow_services::kv::error::check_value(&value)))
+                .and_then(|()| {
+                    check(burrow_services::kv::error::resolve_expiration(
+                        pair.expiration,
+                        pair.expiration_ttl,
+                        now_ms,
+                    ))
+                })
+                .and_then(|_| match &pair.metadata {
+                    Some(metadata) => check(burrow_services::kv::error::check_metadata(
+                        &metadata.to_string(),
+                    )),
+                    None => Ok(()),
+                });
+                if let Err(error) = checked {
+                    return Err(ApiError::bad_request(
+                        kv_codes::INVALID,
+                        format!(
+                            "[{index}] (key {:?}): {}",
+                            pair.key, error.errors[0].message
+                        ),
+                    ));
+                }
+                let options = PutOptions {
+                    expiration: pair.expiration,
+                    expiration_ttl: pair.expiration_ttl,
+                    metadata: pair.metadata,
+                };
+                writes.push((pair.key, value, options));
+            }
+            let total = writes.len();
+            for (key, value, options) in writes {
+                namespace
+                    .put_with(&key, &value, options)
+                    .await
+                    .map_err(api_error)?;
+            }
+            Ok(admin::success(bulk_result(total, Vec::new())))
+        }
+    });
+
+    for (method, path) in [
+        (Method::POST, BULK_DELETE_PATH),
+        (Method::DELETE, BULK_PATH),
+    ] {
+        let bulk_delete = namespaces.clone();
+        router.route(method, path, move |request| {
+            let bulk_delete = bulk_delete.clone();
+            async move {
+                let namespace = bulk_delete.get(&request).await?;
+                let keys: Vec<String> = request.json().await?;
+                bulk_limit(keys.len(), "delete")?;
+                for (index, key) in keys.iter().enumerate() {
+                    check(burrow_services::kv::error::check_key(
+                        burrow_services::kv::Method::Delete,
+                        key,
+                    ))
+                    .map_err(|error| {
+                        ApiError::bad_request(
+                            kv_codes::INVALID,
+                            format!("[{index}] (key {key:?}): {}", error.errors[0].message),
+                        )
+                    })?;
+                }
+                let deleted = delete_keys(&namespace, keys).await?;
+                Ok(admin::success(bulk_result(deleted, Vec::new())))
+            }
+        });
+    }
+
     let get = namespaces.clone();
     router.route(Method::GET, VALUE_PATH, move |request| {
-        let found = get.get(&request);
+        let get = get.clone();
         async move {
-            let namespace = found?;
+            let namespace = get.get(&request).await?;
             let key = request.param("key").unwrap_or_default();
             let found = namespace
                 .get_with_metadata(key)
@@ -277,9 +600,9 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runt
 
     let metadata = namespaces.clone();
     router.route(Method::GET, METADATA_PATH, move |request| {
-        let found = metadata.get(&request);
+        let metadata = metadata.clone();
         async move {
-            let namespace = found?;
+            let namespace = metadata.get(&request).await?;
             let key = request.param("key").unwrap_or_default();
             let found = namespace
                 .get_with_metadata(key)
@@ -292,9 +615,9 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runt
 
     let put = namespaces.clone();
     router.route(Method::PUT, VALUE_PATH, move |request| {
-        let found = put.get(&request);
+        let put = put.clone();
         async move {
-            let namespace = found?;
+            let namespace = put.get(&request).await?;
             let key = request.param("key").unwrap_or_default().to_owned();
             let metadata = request
                 .query("metadata")
@@ -365,9 +688,9 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runt
 
     let delete = namespaces.clone();
     router.route(Method::DELETE, VALUE_PATH, move |request| {
-        let found = delete.get(&request);
+        let delete = delete.clone();
         async move {
-            let namespace = found?;
+            let namespace = delete.get(&request).await?;
             let key = request.param("key").unwrap_or_default();
             namespace.delete(key).await.map_err(api_error)?;
             Ok(admin::success(json!({})))
@@ -376,9 +699,9 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, runt
 
     let keys = namespaces;
     router.route(Method::GET, KEYS_PATH, move |request| {
-        let found = keys.get(&request);
+        let keys = keys.clone();
         async move {
-            let namespace = found?;
+            let namespace = keys.get(&request).await?;
             let limit = integer_query(&request, "limit")?;
             let options = ListOptions {
                 prefix: request.query("prefix").filter(|prefix| !prefix.is_empty()),

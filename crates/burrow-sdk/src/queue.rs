@@ -223,15 +223,13 @@ fn api_error(error: Error) -> ApiError {
 /// Adds the Queues routes to the admin router.
 pub(crate) fn admin_routes(router: &mut AdminRouter, service: &Service) {
     let api = service.api.clone();
-    router.route(Method::GET, QUEUES_PATH, move |_request| {
+    router.route(Method::GET, QUEUES_PATH, move |request| {
         let api = api.clone();
         async move {
+            let page = admin::Page::from_request(&request, 20, 1000)?;
             let queues = api.list().await.map_err(api_error)?;
-            let count = queues.len();
-            Ok(admin::success_with_info(
-                queues,
-                Some(serde_json::json!({"page": 1, "per_page": count.max(20), "count": count, "total_count": count})),
-            ))
+            let (result, info) = page.slice(queues);
+            Ok(admin::success_with_info(result, Some(info)))
         }
     });
     let api = service.api.clone();

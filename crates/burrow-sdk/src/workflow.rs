@@ -376,20 +376,18 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, work
         declared: Arc::new(declared),
     };
     let list_api = api.clone();
-    router.route(Method::GET, WORKFLOWS_PATH, move |_| {
+    router.route(Method::GET, WORKFLOWS_PATH, move |request| {
         let api = list_api.clone();
         async move {
-            let result: Vec<Value> = api
+            let page = admin::Page::from_request(&request, 20, 1000)?;
+            let all: Vec<Value> = api
                 .workflows
                 .names()
                 .iter()
                 .map(|name| api.describe(name))
                 .collect();
-            let count = result.len();
-            Ok(admin::success_with_info(
-                result,
-                Some(json!({"page": 1, "per_page": count, "count": count, "total_count": count})),
-            ))
+            let (result, info) = page.slice(all);
+            Ok(admin::success_with_info(result, Some(info)))
         }
     });
     let get_api = api.clone();
@@ -411,16 +409,11 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, loaded: &LoadedConfig, work
                 })?),
                 None => None,
             };
-            let number = |name: &str, default: u32| {
-                request
-                    .query(name)
-                    .and_then(|text| text.parse::<u32>().ok())
-                    .unwrap_or(default)
-            };
+            let page = admin::Page::from_request(&request, 50, 1000)?;
             let options = ListOptions {
                 status,
-                page: number("page", 1).max(1),
-                per_page: number("per_page", 50).clamp(1, 1000),
+                page: u32::try_from(page.page).unwrap_or(u32::MAX),
+                per_page: u32::try_from(page.per_page).unwrap_or(1000),
             };
             let page = workflow.list(options.clone()).await.map_err(api_error)?;
             let result: Vec<Value> = page

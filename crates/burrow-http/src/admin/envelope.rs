@@ -50,6 +50,8 @@ pub mod codes {
     pub const INTERNAL: u32 = 99_500;
     /// Burrow's own. The request body is over a limit; the message names it.
     pub const PAYLOAD_TOO_LARGE: u32 = 99_413;
+    /// Burrow's own. A query parameter is not what the endpoint takes; the message names it.
+    pub const INVALID_QUERY: u32 = 99_400;
 }
 
 /// A failed admin call: an HTTP status and Cloudflare-shaped errors.

@@ -11,6 +11,7 @@
 
 mod auth;
 pub mod envelope;
+mod page;
 mod router;
 
 use std::rc::Rc;
@@ -21,6 +22,7 @@ use http::{Request, Response};
 
 pub use self::auth::{AdminAuth, TOKEN_VARIABLE, TokenRequired};
 pub use self::envelope::{ApiError, ApiMessage, Envelope, success, success_with_info};
+pub use self::page::Page;
 pub use self::router::{AdminRequest, AdminResult, AdminRouter, MAX_JSON_BODY_BYTES};
 use crate::body::Body;
 use crate::server::{self, Handler, LocalBoxFuture, MakeHandler, ServerHandle, ServerOptions};
