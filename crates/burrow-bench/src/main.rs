@@ -9,6 +9,7 @@ mod process;
 mod queues;
 mod stats;
 mod storage;
+mod websockets;
 mod workerd;
 mod workflows;
 
@@ -88,8 +89,20 @@ enum Bench {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Hibernatable WebSockets on examples/chat: idle sockets in hibernated rooms (server RSS
+    /// per socket), fan-out from one sender to 1,000 sockets, broadcast latency.
+    Websockets {
+        /// A short run (under 90 s once the example is built).
+        #[arg(long)]
+        quick: bool,
+        /// A prebuilt chat example executable (default: build it with cargo).
+        #[arg(long, value_name = "PATH")]
+        app: Option<PathBuf>,
+    },
     /// The HTTP load generator the other benchmarks start as a separate process.
     Load(load::Args),
+    /// The WebSocket clients the websockets benchmark starts as a separate process.
+    WsClients(websockets::clients::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -127,7 +140,9 @@ fn main() -> anyhow::Result<()> {
             vs_restate,
             dir,
         }),
+        Bench::Websockets { quick, app } => websockets::run(websockets::Options { quick, app }),
         Bench::Load(args) => load::main(args),
+        Bench::WsClients(args) => websockets::clients::main(args),
     }
 }
 

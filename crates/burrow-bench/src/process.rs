@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -126,6 +126,10 @@ impl Guard {
 
     pub(crate) fn take_stdout(&mut self) -> Option<ChildStdout> {
         self.child().stdout.take()
+    }
+
+    pub(crate) fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child().stdin.take()
     }
 
     /// The exit status, if the child has exited.

@@ -24,7 +24,7 @@ pub(super) enum Idle {
 }
 
 /// The repository root: the workspace that holds this crate.
-pub(super) fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .ancestors()
@@ -34,6 +34,11 @@ pub(super) fn workspace_root() -> PathBuf {
 
 /// Builds bench_app in release mode and returns its executable, as cargo reports it.
 pub(super) fn build(root: &Path) -> anyhow::Result<PathBuf> {
+    build_example(root, "bench_app")
+}
+
+/// Builds example `name` of burrow-sdk in release mode and returns its executable.
+pub(crate) fn build_example(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
@@ -41,7 +46,7 @@ pub(super) fn build(root: &Path) -> anyhow::Result<PathBuf> {
             "build",
             "--release",
             "--example",
-            "bench_app",
+            name,
             "--message-format=json-render-diagnostics",
         ])
         .stdin(Stdio::null())
@@ -50,7 +55,7 @@ pub(super) fn build(root: &Path) -> anyhow::Result<PathBuf> {
         .context("running cargo build")?;
     if !output.status.success() {
         bail!(
-            "cargo build --release --example bench_app failed ({})",
+            "cargo build --release --example {name} failed ({})",
             output.status
         );
     }
@@ -59,9 +64,9 @@ pub(super) fn build(root: &Path) -> anyhow::Result<PathBuf> {
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact")
-        .filter(|message| message["target"]["name"] == "bench_app")
+        .filter(|message| message["target"]["name"] == name)
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .context("cargo built no bench_app executable")
+        .with_context(|| format!("cargo built no {name} executable"))
 }
 
 /// Starts bench_app from the repository root (as `cargo run --example` would) on a free port,

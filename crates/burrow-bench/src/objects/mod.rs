@@ -18,7 +18,7 @@
 //! where its data lives, and why). `--vs-workerd` then drives workerd with the same loads, its
 //! data on the same disk, and adds the ratios of Burrow's counter rates to workerd's.
 
-mod app;
+pub(crate) mod app;
 mod hibernation;
 
 use crate::load::{self, Args, Report};
