@@ -67,6 +67,26 @@ pub(crate) struct HostStats {
     pub(crate) activations: Cell<u64>,
     pub(crate) hibernations: Cell<u64>,
     pub(crate) evictions: Cell<u64>,
+    /// Alarms that started running, and how late (see [`crate::runtime::ALARM_LAG_BUCKETS_MS`]).
+    pub(crate) alarm_runs: Cell<u64>,
+    pub(crate) alarm_lag_ms_sum: Cell<u64>,
+    pub(crate) alarm_lag_histogram: [Cell<u64>; crate::runtime::ALARM_LAG_BUCKETS_MS.len() + 1],
+}
+
+impl HostStats {
+    /// Counts an alarm that starts `lag_ms` after its scheduled time.
+    fn record_alarm_lag(&self, lag_ms: u64) {
+        let bounds = &crate::runtime::ALARM_LAG_BUCKETS_MS;
+        let bucket = bounds
+            .iter()
+            .position(|bound| lag_ms <= *bound)
+            .unwrap_or(bounds.len());
+        self.alarm_runs.set(self.alarm_runs.get() + 1);
+        self.alarm_lag_ms_sum
+            .set(self.alarm_lag_ms_sum.get().saturating_add(lag_ms));
+        let cell = &self.alarm_lag_histogram[bucket];
+        cell.set(cell.get() + 1);
+    }
 }
 
 struct AlarmTimer {
@@ -313,7 +333,10 @@ impl ShardHost {
                 self.schedule_alarm(&cell.key, at, 0);
                 return Ok(());
             }
-            Some(_) => {}
+            Some(at) => {
+                self.stats
+                    .record_alarm_lag(u64::try_from(now.saturating_sub(at)).unwrap_or(0));
+            }
         }
         // While the handler runs, getAlarm() is null unless the handler sets a new one.
         cell.with_db(|db| db.set_alarm(None))?;

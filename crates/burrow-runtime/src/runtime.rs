@@ -106,6 +106,10 @@ impl RuntimeShared {
     }
 }
 
+/// Upper bounds, in milliseconds, of the buckets of [`Stats::alarm_lag_histogram`]; one more
+/// bucket, without a bound, follows the last.
+pub const ALARM_LAG_BUCKETS_MS: [u64; 10] = [1, 5, 10, 50, 100, 500, 1_000, 5_000, 10_000, 60_000];
+
 /// Lifecycle counters summed over all shards.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
@@ -123,6 +127,14 @@ pub struct Stats {
     pub armed_alarms: u64,
     /// Hibernatable WebSockets open now.
     pub websockets: u64,
+    /// Alarms that started running (retries included).
+    pub alarm_runs: u64,
+    /// How late they started, summed, in milliseconds: the time from the alarm's scheduled time
+    /// to its handler being called.
+    pub alarm_lag_ms_sum: u64,
+    /// How many started at most each bound of [`ALARM_LAG_BUCKETS_MS`] late (above the previous
+    /// one); the last entry counts those later than every bound. Not cumulative.
+    pub alarm_lag_histogram: [u64; ALARM_LAG_BUCKETS_MS.len() + 1],
 }
 
 /// The Durable Object runtime of one node. Cheap to clone.
@@ -262,6 +274,11 @@ impl Runtime {
                         resident: host.cells.borrow().len() as u64,
                         armed_alarms: host.armed_alarms() as u64,
                         websockets: host.hub.open() as u64,
+                        alarm_runs: host.stats.alarm_runs.get(),
+                        alarm_lag_ms_sum: host.stats.alarm_lag_ms_sum.get(),
+                        alarm_lag_histogram: std::array::from_fn(|bucket| {
+                            host.stats.alarm_lag_histogram[bucket].get()
+                        }),
                     })
                 })
                 .await
@@ -275,6 +292,15 @@ impl Runtime {
             total.resident += stats.resident;
             total.armed_alarms += stats.armed_alarms;
             total.websockets += stats.websockets;
+            total.alarm_runs += stats.alarm_runs;
+            total.alarm_lag_ms_sum += stats.alarm_lag_ms_sum;
+            for (sum, count) in total
+                .alarm_lag_histogram
+                .iter_mut()
+                .zip(stats.alarm_lag_histogram)
+            {
+                *sum += count;
+            }
         }
         total
     }

@@ -110,6 +110,13 @@ pub(crate) struct Service {
     api: Api,
 }
 
+impl Service {
+    /// The node's queues (for `/metrics`).
+    pub(crate) fn queues(&self) -> burrow_services::queues::Queues {
+        self.api.queues().clone()
+    }
+}
+
 fn guest_error(error: Error) -> crate::server::Error {
     crate::server::Error::Guest(format!("Queues did not start: {error}"))
 }

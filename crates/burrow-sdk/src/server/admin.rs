@@ -1,12 +1,11 @@
 //! The admin API's routes every server answers: `/healthz`, `/metrics`, and the Workers scripts
 //! list. Later features add theirs to the same [`AdminRouter`].
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use burrow_config::LoadedConfig;
-use burrow_http::{AdminRouter, ServerStats, admin};
+use burrow_http::{AdminRouter, admin};
 use http::{HeaderValue, Method, header};
 use serde_json::{Value, json};
 
@@ -14,7 +13,7 @@ use serde_json::{Value, json};
 pub const SCRIPTS_PATH: &str = "/client/v4/accounts/:account/workers/scripts";
 
 /// Every route the server answers on the admin listener.
-pub fn router(loaded: &LoadedConfig, ingress: ServerStats) -> AdminRouter {
+pub(super) fn router(loaded: &LoadedConfig, sources: super::metrics::Sources) -> AdminRouter {
     let scripts: Arc<Value> = Arc::new(scripts(loaded, SystemTime::now()));
     let mut router = AdminRouter::new();
     router
@@ -22,8 +21,9 @@ pub fn router(loaded: &LoadedConfig, ingress: ServerStats) -> AdminRouter {
             Ok(admin::success(json!({"status": "ok"})))
         })
         .route(Method::GET, "/metrics", move |_| {
-            let text = metrics(&ingress);
+            let sources = sources.clone();
             async move {
+                let text = super::metrics::render(&sources).await;
                 let mut response = burrow_http::text_response(http::StatusCode::OK, text);
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -58,18 +58,6 @@ fn scripts(loaded: &LoadedConfig, started: SystemTime) -> Value {
             })
         })
         .collect()
-}
-
-fn metrics(ingress: &ServerStats) -> String {
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "# HELP burrow_http_open_connections Connections open on a listener.\n\
-         # TYPE burrow_http_open_connections gauge\n\
-         burrow_http_open_connections{{listener=\"ingress\"}} {}",
-        ingress.active_connections()
-    );
-    text
 }
 
 /// `2025-01-02T03:04:05.000Z`, as Cloudflare's API writes times.

@@ -15,6 +15,7 @@
 
 mod admin;
 mod logging;
+mod metrics;
 mod options;
 mod summary;
 
@@ -36,7 +37,7 @@ use burrow_storage::fs::OsFs;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
-pub use admin::{SCRIPTS_PATH, router as admin_router};
+pub use admin::SCRIPTS_PATH;
 pub use logging::{LogFormat, init_logging};
 pub use options::{
     DEFAULT_PORT, Flags, HIBERNATE_AFTER_VARIABLE, MAX_WEBSOCKETS_VARIABLE, Mode,
@@ -503,6 +504,8 @@ fn serve_listeners(
     if options.mode == Mode::Dev {
         handler = crate::cron::with_trigger_endpoints(handler, scheduler.clone());
     }
+    let requests = metrics::RequestCounts::new();
+    let handler = metrics::count_requests(handler, requests.clone());
     let shards = runtime.shards();
     let ingress = burrow_http::serve_ingress(
         ingress_listener,
@@ -514,7 +517,19 @@ fn serve_listeners(
         },
     )
     .map_err(Error::Ingress)?;
-    let mut router = admin::router(loaded, ingress.stats());
+    let sources = metrics::Sources {
+        worker: loaded
+            .workers()
+            .next()
+            .map(|worker| worker.name())
+            .unwrap_or_default(),
+        requests,
+        ingress: ingress.stats(),
+        runtime: runtime.clone(),
+        queues: services.queues.queues(),
+        workflows: services.workflows.cloned(),
+    };
+    let mut router = admin::router(loaded, sources);
     crate::kv::admin_routes(&mut router, loaded, runtime);
     if let Some(workflows) = services.workflows {
         crate::workflow::admin_routes(&mut router, loaded, workflows);

@@ -321,6 +321,12 @@ impl Error {
     }
 }
 
+/// Upper bounds, in microseconds, of the buckets of [`Stats::sync_histogram`]; one more bucket,
+/// without a bound, follows the last.
+pub const SYNC_BUCKETS_MICROS: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
 /// Counters since the journal was opened, for metrics and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -332,6 +338,11 @@ pub struct Stats {
     pub syncs: u64,
     /// Bytes written for batches, headers and padding included.
     pub bytes: u64,
+    /// Time spent in those `sync_data` calls, in microseconds.
+    pub sync_micros: u64,
+    /// How many of them took at most each bound of [`SYNC_BUCKETS_MICROS`] (and above the
+    /// previous one); the last entry counts those above every bound. Not cumulative.
+    pub sync_histogram: [u64; SYNC_BUCKETS_MICROS.len() + 1],
 }
 
 /// The journal. Cheap to share through [`Arc`]; every method takes `&self`.
@@ -374,6 +385,22 @@ struct Counters {
     batches: AtomicU64,
     syncs: AtomicU64,
     bytes: AtomicU64,
+    sync_micros: AtomicU64,
+    sync_histogram: [AtomicU64; SYNC_BUCKETS_MICROS.len() + 1],
+}
+
+impl Counters {
+    /// Counts one `sync_data` call that took `took`.
+    fn record_sync(&self, took: std::time::Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = SYNC_BUCKETS_MICROS
+            .iter()
+            .position(|bound| micros <= *bound)
+            .unwrap_or(SYNC_BUCKETS_MICROS.len());
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.sync_micros.fetch_add(micros, Ordering::Relaxed);
+        self.sync_histogram[bucket].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Journal {
@@ -488,6 +515,10 @@ impl Journal {
             batches: counters.batches.load(Ordering::Relaxed),
             syncs: counters.syncs.load(Ordering::Relaxed),
             bytes: counters.bytes.load(Ordering::Relaxed),
+            sync_micros: counters.sync_micros.load(Ordering::Relaxed),
+            sync_histogram: std::array::from_fn(|bucket| {
+                counters.sync_histogram[bucket].load(Ordering::Relaxed)
+            }),
         }
     }
 

@@ -112,9 +112,10 @@ impl Inner {
         file.write_all_at(&batch.bytes, batch.file_offset)
             .map_err(|e| Error::io("write batch to", &path(), e))?;
         if self.options.sync == SyncMode::Full {
+            let started = std::time::Instant::now();
             file.sync_data()
                 .map_err(|e| Error::io("sync_data", &path(), e))?;
-            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            self.counters.record_sync(started.elapsed());
         }
         Ok(())
     }
