@@ -14,7 +14,8 @@
 //!   fails the socket: the queue is dropped (except the frame being written, so the stream stays
 //!   well-formed), a close frame with 1009 and a reason is queued, and the application gets
 //!   [`Event::Closed`] with [`Error::SendBufferFull`]. So the queue never holds more than the cap,
-//!   or one message alone when the queue was empty.
+//!   or one message alone when the queue was empty. The driver writes up to 32 queued frames per
+//!   vectored write, so a burst to one socket is not one system call per frame.
 //! - Pings are answered with pongs carrying their payload; pongs are ignored. A text message
 //!   equal to the [`AutoResponder`]'s request is answered with its response, and the time is
 //!   recorded ([`Sender::last_auto_response_ms`]); the application never sees it.
@@ -508,6 +509,8 @@ impl<Io, In> Drop for Running<Io, In> {
 
 /// Bytes read per read call: on the poll's stack, never kept.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Frames gathered into one vectored write.
+const MAX_FRAMES_PER_WRITE: usize = 32;
 /// Read or write rounds per poll before yielding to the shard's other tasks.
 const MAX_ROUNDS_PER_POLL: usize = 32;
 
@@ -660,7 +663,7 @@ where
         loop {
             let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             let written = shared.front_written;
-            let Some(front) = shared.queue.front() else {
+            if shared.queue.is_empty() {
                 shared.release_queue_memory();
                 drop(shared);
                 self.register_waker(context);
@@ -672,19 +675,24 @@ where
                     let _ = Pin::new(&mut self.io).poll_flush(context);
                 }
                 return progress;
-            };
-            let header = front.header.as_bytes();
-            let total = front.len();
-            let result = if written < header.len() {
-                let slices = [
-                    IoSlice::new(&header[written..]),
-                    IoSlice::new(&front.payload),
-                ];
-                Pin::new(&mut self.io).poll_write_vectored(context, &slices)
-            } else {
-                let slices = [IoSlice::new(&front.payload[written - header.len()..])];
-                Pin::new(&mut self.io).poll_write_vectored(context, &slices)
-            };
+            }
+            // Up to MAX_FRAMES_PER_WRITE queued frames in one writev: a burst of broadcasts to a
+            // socket costs one system call, not one per frame.
+            let mut slices = [IoSlice::new(&[]); 2 * MAX_FRAMES_PER_WRITE];
+            let mut used = 0;
+            for (index, frame) in shared.queue.iter().take(MAX_FRAMES_PER_WRITE).enumerate() {
+                let header = frame.header.as_bytes();
+                let skip = if index == 0 { written } else { 0 };
+                if skip < header.len() {
+                    slices[used] = IoSlice::new(&header[skip..]);
+                    slices[used + 1] = IoSlice::new(&frame.payload);
+                    used += 2;
+                } else {
+                    slices[used] = IoSlice::new(&frame.payload[skip - header.len()..]);
+                    used += 1;
+                }
+            }
+            let result = Pin::new(&mut self.io).poll_write_vectored(context, &slices[..used]);
             match result {
                 Poll::Pending => {
                     drop(shared);
@@ -698,8 +706,18 @@ where
                 }
                 Poll::Ready(Ok(count)) => {
                     progress = true;
-                    shared.front_written += count;
-                    if shared.front_written >= total {
+                    let mut left = count;
+                    while left > 0 {
+                        let Some(front) = shared.queue.front() else {
+                            break;
+                        };
+                        let total = front.len();
+                        let remaining = total - shared.front_written;
+                        if left < remaining {
+                            shared.front_written += left;
+                            break;
+                        }
+                        left -= remaining;
                         shared.front_written = 0;
                         shared.queued_bytes -= total;
                         shared.queue.pop_front();
@@ -1005,6 +1023,28 @@ mod tests {
                     &events.borrow()[1],
                     Event::Message(message) if *message == Message::from("second")
                 ));
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn queued_frames_go_out_whole_and_in_order_through_partial_writes() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                // A 7-byte pipe: every vectored write of many frames is cut somewhere inside one.
+                let (mut client, server) = tokio::io::duplex(7);
+                let (sender, driver) = Driver::new(Arc::new(Config::default()));
+                for index in 0..200 {
+                    sender.send(format!("message {index}")).expect("send");
+                }
+                let _task = tokio::task::spawn_local(driver.run(server, |_| Flow::Continue));
+                for index in 0..200 {
+                    let expected = format!("message {index}");
+                    let frame = read_exact(&mut client, 2 + expected.len()).await;
+                    assert_eq!(frame[..2], [0x81, expected.len() as u8]);
+                    assert_eq!(&frame[2..], expected.as_bytes());
+                }
+                assert_eq!(sender.queued_bytes(), 0);
             })
             .await;
     }
