@@ -32,8 +32,8 @@ pub(crate) enum Command {
     Queues(crate::queues::QueuesArgs),
     /// Workflows: list, status, create, event, terminate, pause, resume, restart.
     Workflows(crate::workflows::WorkflowsArgs),
-    /// Durable Object namespaces and objects (not yet available).
-    Objects(Unavailable),
+    /// Durable Object namespaces and the objects in them.
+    Objects(crate::objects::ObjectsArgs),
     /// SQL against a Durable Object's database (not yet available).
     Sql(Unavailable),
 }

@@ -4,6 +4,7 @@
 
 mod cli;
 mod kv;
+mod objects;
 mod queues;
 mod remote;
 mod server;
@@ -35,7 +36,8 @@ fn main() -> ExitCode {
         Command::Kv(args) => kv::run(args),
         Command::Queues(args) => queues::run(args),
         Command::Workflows(args) => workflows::run(args),
-        Command::Objects(_) | Command::Sql(_) => {
+        Command::Objects(args) => objects::run(args),
+        Command::Sql(_) => {
             eprintln!("burrow {name}: not yet available in this build");
             return ExitCode::from(EXIT_UNAVAILABLE);
         }

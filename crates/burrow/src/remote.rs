@@ -103,7 +103,8 @@ pub(crate) fn workers(args: WorkersArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn text(value: &Value) -> String {
+/// A JSON value as a table cell: strings bare, `null` as `-`.
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".to_owned(),
         Value::String(text) => text.clone(),

@@ -1,7 +1,7 @@
 //! Random and malformed requests to every admin endpoint of a running server (KV, Queues,
-//! Workflows, scripts, metrics): random methods, path parameters, query strings, content types
-//! and bodies (bytes, broken JSON, JSON of the wrong shape, near-valid bodies with one field
-//! wrong, broken multipart). No answer may be a 5xx, every error must be Cloudflare's envelope,
+//! Workflows, Durable Objects, scripts, metrics): random methods, path parameters, query
+//! strings, content types and bodies (bytes, broken JSON, JSON of the wrong shape, near-valid
+//! bodies with one field wrong, broken multipart). No answer may be a 5xx, every error must be Cloudflare's envelope,
 //! and the server must keep answering `/healthz`.
 //!
 //! Seeded and repeatable: `BURROW_FUZZ_SEED=N` replays or explores another sequence,
@@ -120,6 +120,8 @@ const ENDPOINTS: &[(&str, &str)] = &[
         "/workflows/{workflow}/instances/{id}/events/{event}",
     ),
     ("GET", "/workers/scripts"),
+    ("GET", "/workers/durable_objects/namespaces"),
+    ("GET", "/workers/durable_objects/namespaces/{ns}/objects"),
     ("GET", "!/metrics"),
     ("GET", "!/healthz"),
 ];

@@ -296,15 +296,10 @@ fn serve_needs_a_config_and_a_token_for_a_public_admin_listener() {
 
 #[test]
 fn later_subcommands_say_they_are_not_available() {
-    for (args, name) in [
-        (&["objects"][..], "objects"),
-        (&["sql", "--object", "x", "SELECT 1"][..], "sql"),
-    ] {
-        let output = burrow(args);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert_eq!(
-            stderr(&output).trim(),
-            format!("burrow {name}: not yet available in this build")
-        );
-    }
+    let output = burrow(&["sql", "--object", "x", "SELECT 1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output).trim(),
+        "burrow sql: not yet available in this build"
+    );
 }

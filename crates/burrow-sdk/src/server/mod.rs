@@ -16,6 +16,7 @@
 mod admin;
 mod logging;
 mod metrics;
+mod objects;
 mod options;
 mod summary;
 
@@ -531,6 +532,7 @@ fn serve_listeners(
     };
     let mut router = admin::router(loaded, sources);
     crate::kv::admin_routes(&mut router, loaded, runtime);
+    objects::admin_routes(&mut router, loaded, runtime);
     if let Some(workflows) = services.workflows {
         crate::workflow::admin_routes(&mut router, loaded, workflows);
     }

@@ -294,6 +294,58 @@ impl Engine {
         object::delete(&self.inner, namespace, id)
     }
 
+    /// Ids of the objects of `namespace` that have a database, in id order, after `after`, at
+    /// most `limit`. Reads the directory tree only (`objects/<namespace>/<2 chars>/<id>.sqlite`),
+    /// so objects need not be open; an object opened for the first time has its file from then
+    /// on, and a deleted object has none.
+    pub fn list_objects(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        check_name(namespace)?;
+        let dir = self.inner.root.join("objects").join(namespace);
+        if !self.inner.fs.exists(&dir) {
+            return Ok(Vec::new());
+        }
+        let name_of = |path: &std::path::Path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .map(str::to_owned)
+        };
+        let mut buckets: Vec<String> = self
+            .inner
+            .fs
+            .read_dir(&dir)?
+            .iter()
+            .filter_map(|path| name_of(path))
+            .collect();
+        buckets.sort_unstable();
+        let after_bucket: String = after.unwrap_or("").chars().take(2).collect();
+        let mut ids = Vec::new();
+        for bucket in buckets {
+            if bucket < after_bucket {
+                continue;
+            }
+            let mut found: Vec<String> = self
+                .inner
+                .fs
+                .read_dir(&dir.join(&bucket))?
+                .iter()
+                .filter_map(|path| name_of(path)?.strip_suffix(".sqlite").map(str::to_owned))
+                .filter(|id| after.is_none_or(|after| id.as_str() > after))
+                .collect();
+            found.sort_unstable();
+            ids.extend(found);
+            if ids.len() >= limit {
+                break;
+            }
+        }
+        ids.truncate(limit);
+        Ok(ids)
+    }
+
     /// Alarms due at or before `until_ms` (epoch milliseconds), earliest first, at most `limit`.
     pub fn due_alarms(&self, until_ms: i64, limit: usize) -> Result<Vec<DueAlarm>, Error> {
         self.inner.lock_alarms().due(until_ms, limit)

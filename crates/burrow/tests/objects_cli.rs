@@ -1,0 +1,199 @@
+//! `burrow objects list` and the Durable Objects admin endpoints against a running server that
+//! hosts a class (a Rust app started in this process with the SDK): the namespace is listed with
+//! its id, the objects that stored data are listed in pages with a cursor, and bad input gets
+//! Cloudflare-shaped 4xx errors.
+
+mod support;
+
+use std::time::Duration;
+
+use burrow_sdk::server::{Flags, Mode, ServeOptions};
+use burrow_sdk::{App, DurableObject, Env, ObjectContext, Request, Response, Result};
+use serde_json::Value;
+use support::{burrow, send, stderr, stdout, write};
+
+/// Writes one row when asked.
+pub struct Note {
+    ctx: ObjectContext,
+}
+
+impl DurableObject for Note {
+    fn new(ctx: ObjectContext, _env: Env) -> Self {
+        Note { ctx }
+    }
+}
+
+impl Note {
+    async fn write(&self, text: String) -> Result<()> {
+        let sql = self.ctx.storage().sql();
+        sql.exec("CREATE TABLE IF NOT EXISTS notes(text TEXT)", ())?;
+        sql.exec("INSERT INTO notes VALUES (?1)", (text,))?;
+        Ok(())
+    }
+}
+
+burrow_sdk::rpc! {
+    /// What a `Stub<Note>` can do.
+    pub trait NoteRpc for Note {
+        async fn write(&self, text: String) -> Result<()>;
+    }
+}
+
+const CONFIG: &str = r#"
+name = "notes"
+compatibility_date = "2025-04-01"
+
+[[durable_objects.bindings]]
+name = "NOTES"
+class_name = "Note"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["Note"]
+"#;
+
+const TOKEN: &str = "objects-token";
+
+#[test]
+fn objects_are_listed_by_namespace_with_a_cursor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(dir.path(), "wrangler.toml", CONFIG);
+    let loaded = burrow_config::load_files(&[config], &burrow_config::LoadOptions::default())
+        .expect("config loads");
+    let flags = Flags {
+        port: Some(0),
+        admin_address: Some("127.0.0.1:0".parse().expect("address")),
+        persist_to: Some(dir.path().join("data")),
+        ..Flags::default()
+    };
+    let mut options = ServeOptions::resolve(&loaded, &flags, Mode::Serve).expect("options");
+    options.api_tokens = vec![TOKEN.to_owned()];
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = control
+        .block_on(
+            App::new()
+                .durable_object::<Note>("NOTES")
+                .fetch(|request: Request, env: Env| async move {
+                    let name = request.path().trim_start_matches('/').to_owned();
+                    env.durable_object::<Note>("NOTES")?
+                        .get_by_name(&name)
+                        .write(name.clone())
+                        .await?;
+                    Ok(Response::text("ok"))
+                })
+                .start(&loaded, &options),
+        )
+        .expect("the app starts");
+    let (ingress, admin) = (server.ingress_address(), server.admin_address());
+    for n in 0..15 {
+        let (status, text) = send(ingress, "POST", &format!("/note-{n}"), &[], b"");
+        assert_eq!(status, 200, "{text}");
+    }
+    let admin_url = format!("http://{admin}");
+    let objects = |args: &[&str]| {
+        let mut all = vec!["objects"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--admin", &admin_url, "--token", TOKEN]);
+        burrow(&all)
+    };
+    let ok = |output: std::process::Output| {
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+
+    let table = ok(objects(&["list"]));
+    assert!(table.contains("Note") && table.contains("notes"), "{table}");
+    let namespaces: Value = serde_json::from_str(&ok(objects(&["list", "--json"]))).expect("JSON");
+    let namespace = namespaces["result"][0]["id"]
+        .as_str()
+        .expect("namespace id")
+        .to_owned();
+    assert_eq!(namespace.len(), 32, "{namespaces}");
+
+    // Two pages of 10 and 5 by class name; the ids are the objects' 64-hex-digit ids, once each.
+    let first: Value =
+        serde_json::from_str(&ok(objects(&["list", "Note", "--limit", "10", "--json"])))
+            .expect("JSON");
+    assert_eq!(
+        first["result"].as_array().map(Vec::len),
+        Some(10),
+        "{first}"
+    );
+    let cursor = first["result_info"]["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
+    assert_eq!(cursor.len(), 64, "{first}");
+    let second: Value = serde_json::from_str(&ok(objects(&[
+        "list", &namespace, "--limit", "10", "--cursor", &cursor, "--json",
+    ])))
+    .expect("JSON");
+    assert_eq!(
+        second["result"].as_array().map(Vec::len),
+        Some(5),
+        "{second}"
+    );
+    assert_eq!(
+        second["result_info"]["cursor"], "",
+        "the last page: {second}"
+    );
+    let mut ids: Vec<&str> = first["result"]
+        .as_array()
+        .into_iter()
+        .chain(second["result"].as_array())
+        .flatten()
+        .map(|object| {
+            assert_eq!(object["hasStoredData"], true);
+            object["id"].as_str().expect("id")
+        })
+        .collect();
+    let listed = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!((listed, ids.len()), (15, 15));
+    let table = ok(objects(&["list", "Note", "--limit", "10"]));
+    assert!(
+        table.contains(&format!("more: --cursor {cursor}")),
+        "{table}"
+    );
+
+    // Errors: an unknown namespace, a bad limit, a bad cursor.
+    let unknown = objects(&["list", "Nope"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("Nope"), "{}", stderr(&unknown));
+    let bearer = format!("Bearer {TOKEN}");
+    let base = "/client/v4/accounts/acc/workers/durable_objects/namespaces";
+    for (path, status, needle) in [
+        (
+            format!("{base}/0123456789abcdef0123456789abcdef/objects"),
+            404,
+            "not found",
+        ),
+        (format!("{base}/{namespace}/objects?limit=5"), 400, "limit"),
+        (format!("{base}/{namespace}/objects?limit=x"), 400, "limit"),
+        (
+            format!("{base}/{namespace}/objects?cursor=zz"),
+            400,
+            "cursor",
+        ),
+        (format!("{base}?page=0"), 400, "page"),
+    ] {
+        let (got, text) = send(admin, "GET", &path, &[("authorization", &bearer)], b"");
+        assert_eq!(got, status, "{path}: {text}");
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(value["success"], false);
+        assert!(
+            value["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains(needle)),
+            "{path}: {text}"
+        );
+    }
+
+    control
+        .block_on(server.shutdown(Duration::from_secs(5)))
+        .expect("shutdown");
+}
