@@ -462,6 +462,7 @@ impl ShardHost {
             self.close_storage(&cell);
             self.stats.evictions.set(self.stats.evictions.get() + 1);
             self.cells.borrow_mut().remove(&cell.key);
+            self.hub.release(&cell.key);
         }
     }
 
@@ -505,6 +506,7 @@ impl ShardHost {
             self.close_storage(&cell);
             self.stats.evictions.set(self.stats.evictions.get() + 1);
             self.cells.borrow_mut().remove(&cell.key);
+            self.hub.release(&cell.key);
         }
     }
 

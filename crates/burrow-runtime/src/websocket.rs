@@ -571,6 +571,19 @@ impl Hub {
         }
     }
 
+    /// Forgets an evicted object's settings (auto-response pair, event timeout) unless it still
+    /// has sockets, so objects that once set them do not accumulate here. Its constructor sets
+    /// them again on its next event, as after a restart.
+    pub(crate) fn release(&self, key: &ObjectKey) {
+        let mut objects = self.objects.borrow_mut();
+        if objects
+            .get(key)
+            .is_some_and(|object| object.sockets.is_empty() && object.gate.is_empty())
+        {
+            objects.remove(key);
+        }
+    }
+
     pub(crate) fn sockets(&self, cell: &Rc<ObjectCell>, tag: Option<&str>) -> Vec<WebSocket> {
         let objects = self.objects.borrow();
         let Some(object) = objects.get(&cell.key) else {

@@ -3,7 +3,8 @@
 //! `Stub::fetch`, the object accepts them with tags and an attachment. Covers broadcast by tag,
 //! the auto-response while hibernated (the constructor does not run), attachments across
 //! hibernation, a message waking the object, close codes reaching the handler, the per-object
-//! cap, and a client that never reads being dropped with bounded server memory.
+//! cap and the tag limit, the event timeout, and a client that never reads being dropped with
+//! bounded server memory.
 
 mod support;
 
@@ -94,6 +95,15 @@ impl DurableObject for Room {
                     tokio::task::yield_now().await;
                 }
             }
+        } else if let Some(ms) = text.strip_prefix("timeout:") {
+            self.ctx.set_websocket_event_timeout(Some(ms.parse()?))?;
+            ws.send(format!(
+                "timeout {:?}",
+                self.ctx.get_websocket_event_timeout()
+            ))?;
+        } else if text == "hang" {
+            // Never finishes: only the event timeout ends it.
+            std::future::pending::<()>().await;
         } else if let Some(rest) = text.strip_prefix("close:") {
             let (code, reason) = rest.split_once(':').expect("close:<code>:<reason>");
             ws.close(code.parse()?, reason)?;
@@ -338,6 +348,21 @@ fn rooms_broadcast_by_tag_hibernate_and_wake() {
             }
             other => panic!("expected a close frame, got {other:?}"),
         }
+        // Send the client's half of the closing handshake (tungstenite queued it).
+        let _ = carol.flush().await;
+        wait_for("carol's closing handshake to complete", async || {
+            CLOSES
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|close| close.0 == "carol")
+        })
+        .await;
+        let closes = CLOSES.lock().expect("lock").clone();
+        assert!(
+            closes.contains(&("carol".into(), 4002, "room closed".into(), true)),
+            "{closes:?}"
+        );
         // A dropped connection is a close with 1006, not clean.
         drop(alice);
         wait_for("alice's close to reach the handler", async || {
@@ -417,6 +442,28 @@ fn an_object_holds_at_most_its_cap_of_sockets() {
         let mut other = join(address, "other", "t", "o").await;
         say(&mut other, "hi").await;
         assert_eq!(receive_text(&mut other).await, "echo hi");
+    });
+    control
+        .block_on(server.shutdown(Duration::from_secs(5)))
+        .expect("shutdown");
+}
+
+#[test]
+fn a_handler_past_the_event_timeout_fails_and_the_socket_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (control, server) = start(dir.path());
+    let address = server.ingress_address();
+    control.block_on(async {
+        let mut client = join(address, "slowpoke", "t", "dora").await;
+        say(&mut client, "timeout:604800001").await;
+        say(&mut client, "timeout:300").await;
+        // The first was over Cloudflare's limit (7 days) and failed: only the second answers.
+        assert_eq!(receive_text(&mut client).await, "timeout Some(300)");
+        // The socket reads nothing more until an event is handled, so this answer comes only
+        // because the hanging handler was ended by the timeout.
+        say(&mut client, "hang").await;
+        say(&mut client, "after").await;
+        assert_eq!(receive_text(&mut client).await, "echo after");
     });
     control
         .block_on(server.shutdown(Duration::from_secs(5)))
