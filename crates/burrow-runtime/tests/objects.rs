@@ -255,6 +255,37 @@ async fn start_node(
     Node { runtime, shards }
 }
 
+/// A one-shard node without a journal thread: records become durable only when the test flushes
+/// the journal.
+async fn hand_flushed_node(dir: &Path, probe: Arc<Probe>) -> Node {
+    start_node(
+        Arc::new(OsFs),
+        dir,
+        Arc::new(SystemClock),
+        probe,
+        EngineOptions {
+            background_threads: false,
+            ..EngineOptions::default()
+        },
+        Options::default(),
+        1,
+    )
+    .await
+}
+
+/// Stops a [`hand_flushed_node`], flushing its journal by hand meanwhile.
+async fn stop_flushing_by_hand(node: Node) {
+    let engine = node.runtime.engine().clone();
+    let flusher = tokio::spawn(async move {
+        for _ in 0..500 {
+            let _ = engine.flush_journal();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    node.stop().await;
+    flusher.abort();
+}
+
 fn get(path: &str) -> Request {
     http::Request::builder()
         .uri(path)
@@ -333,20 +364,7 @@ async fn concurrent_first_calls_from_every_shard_activate_once() {
 async fn responses_wait_until_their_writes_are_durable() {
     let dir = tempfile::tempdir().unwrap();
     let probe = Arc::new(Probe::default());
-    // No journal thread: records become durable only when the test flushes the journal.
-    let node = start_node(
-        Arc::new(OsFs),
-        dir.path(),
-        Arc::new(SystemClock),
-        probe,
-        EngineOptions {
-            background_threads: false,
-            ..EngineOptions::default()
-        },
-        Options::default(),
-        1,
-    )
-    .await;
+    let node = hand_flushed_node(dir.path(), probe).await;
     let stub = node
         .runtime
         .namespace("Counter")
@@ -372,35 +390,14 @@ async fn responses_wait_until_their_writes_are_durable() {
     }
     let response = pending.await.unwrap().unwrap();
     assert_eq!(text(response), "1");
-    // Shut down with the journal flushed by hand as well.
-    let flusher = tokio::spawn(async move {
-        for _ in 0..500 {
-            let _ = engine.flush_journal();
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    });
-    node.stop().await;
-    flusher.abort();
+    stop_flushing_by_hand(node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_sends_wait_at_the_output_gate_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let probe = Arc::new(Probe::default());
-    // No journal thread: records become durable only when the test flushes the journal.
-    let node = start_node(
-        Arc::new(OsFs),
-        dir.path(),
-        Arc::new(SystemClock),
-        probe.clone(),
-        EngineOptions {
-            background_threads: false,
-            ..EngineOptions::default()
-        },
-        Options::default(),
-        1,
-    )
-    .await;
+    let node = hand_flushed_node(dir.path(), probe.clone()).await;
     let stub = node
         .runtime
         .namespace("Counter")
@@ -433,14 +430,7 @@ async fn websocket_sends_wait_at_the_output_gate_in_order() {
         ["before", "1", "close 1000 done"]
     );
     assert_eq!(node.runtime.stats().await.websockets, 1);
-    let flusher = tokio::spawn(async move {
-        for _ in 0..500 {
-            let _ = engine.flush_journal();
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    });
-    node.stop().await;
-    flusher.abort();
+    stop_flushing_by_hand(node).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
