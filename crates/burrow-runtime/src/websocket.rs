@@ -396,11 +396,15 @@ impl WebSocket {
 }
 
 /// Sends what waits at an object's output gate once the writes made before it are durable.
-async fn release_gate(cell: Rc<ObjectCell>) {
+async fn release_gate(mut cell: Rc<ObjectCell>) {
     loop {
+        let host = cell.host();
+        // The object's current cell: the one that queued the send may since have been evicted.
+        if let Some(current) = host.cells.borrow().get(&cell.key) {
+            cell = current.clone();
+        }
         // The turn that queued the send commits when its poll ends, before this task runs.
         cell.commit();
-        let host = cell.host();
         let end = cell.last_end.get();
         let generation = cell.generation.get();
         let count = host
