@@ -37,6 +37,11 @@ pub(crate) enum Event {
         socket: u64,
         event: SocketEvent,
     },
+    /// Read-only SQL for debugging (the admin API): runs on the object's database without
+    /// constructing its instance. See [`read_only_sql`].
+    Sql {
+        query: String,
+    },
 }
 
 impl Event {
@@ -45,6 +50,7 @@ impl Event {
             Event::Fetch(request) => request.body().len(),
             Event::Call { method, args } => method.len() + args.len(),
             Event::Alarm { .. } => 0,
+            Event::Sql { query } => query.len(),
             Event::WebSocket { event, .. } => match event {
                 SocketEvent::Message(message) => message.len(),
                 SocketEvent::Close { reason, .. } => reason.len(),
@@ -58,7 +64,57 @@ impl Event {
 pub(crate) enum Output {
     Response(Response),
     Bytes(Bytes),
+    Rows(burrow_storage::sql::Cursor),
     Done,
+}
+
+/// How long a debugging query may run before it is interrupted, so that a runaway query (a
+/// recursive CTE without end) cannot hold the shard. A bound, not a timing promise.
+const SQL_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `query` (Cloudflare's SQL rules: the same authorizer as `ctx.storage.sql.exec`) inside a
+/// transaction that is always rolled back, so nothing it does is kept; a query that writes is
+/// refused. Interrupted after [`SQL_TIME_LIMIT`].
+fn read_only_sql(
+    db: &mut burrow_storage::database::Database,
+    query: &str,
+) -> Result<Result<burrow_storage::sql::Cursor, String>, burrow_storage::database::Error> {
+    let interrupt = db.connection().get_interrupt_handle();
+    let (finished, wait) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::Builder::new()
+        .name("burrow-sql-watchdog".to_owned())
+        .spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                wait.recv_timeout(SQL_TIME_LIMIT)
+            {
+                interrupt.interrupt();
+            }
+        });
+    let schema_version = |db: &mut burrow_storage::database::Database| {
+        db.with_trusted_connection(|connection| {
+            connection.query_row("PRAGMA schema_version", [], |row| row.get::<_, i64>(0))
+        })
+    };
+    let outcome = db.transaction(|db| {
+        let before = schema_version(db);
+        let result = db.exec(query, &[]);
+        // DDL writes no rows but changes the schema: it counts as a write too.
+        let altered = result.is_ok() && schema_version(db).ok() != before.ok();
+        db.rollback_transaction();
+        Ok::<_, burrow_storage::database::Error>((result, altered))
+    });
+    // The watchdog is gone before the connection runs anything else.
+    drop(finished);
+    if let Ok(watchdog) = watchdog {
+        let _ = watchdog.join();
+    }
+    match outcome? {
+        (Ok(cursor), altered) if cursor.rows_written > 0 || altered => Ok(Err(
+            "the query writes; this endpoint only reads, and nothing was kept".to_owned(),
+        )),
+        (Ok(cursor), _) => Ok(Ok(cursor)),
+        (Err(error), _) => Ok(Err(error.to_string())),
+    }
 }
 
 /// Counters of one shard's object lifecycle.
@@ -279,6 +335,12 @@ impl ShardHost {
                 .await
                 .map(|()| Output::Done);
         }
+        if let Event::Sql { query } = event {
+            return match cell.with_db(|db| read_only_sql(db, &query))? {
+                Ok(cursor) => Ok(Output::Rows(cursor)),
+                Err(message) => Err(ObjectError::remote(message)),
+            };
+        }
         let instance = cell.instance()?;
         if cell.blocked.get() > 0 {
             // The constructor started blockConcurrencyWhile: this event waits for it too.
@@ -316,7 +378,7 @@ impl ShardHost {
                 }
                 .map(|()| Output::Done)
             }
-            Event::Alarm { .. } => unreachable!("handled above"),
+            Event::Alarm { .. } | Event::Sql { .. } => unreachable!("handled above"),
         }
     }
 

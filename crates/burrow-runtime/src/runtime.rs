@@ -433,6 +433,24 @@ impl Stub {
         }
     }
 
+    /// Runs read-only SQL on the object's database, for debugging: the object's instance is not
+    /// constructed, the query runs between the object's events (input gate), follows the rules of
+    /// `ctx.storage.sql.exec`, and anything it would change is rolled back (a query that writes
+    /// fails). A query that runs too long is interrupted. The object's database is opened, and so
+    /// created if it did not exist: check first when that matters.
+    pub async fn read_only_sql(
+        &self,
+        query: &str,
+    ) -> Result<burrow_storage::sql::Cursor, ObjectError> {
+        let event = Event::Sql {
+            query: query.to_owned(),
+        };
+        match self.send(event).await? {
+            Output::Rows(cursor) => Ok(cursor),
+            _ => Err(ObjectError::internal("the SQL query produced no rows")),
+        }
+    }
+
     async fn send(&self, event: Event) -> Result<Output, ObjectError> {
         let key = self.key.clone();
         let result = self

@@ -4,9 +4,12 @@
 //! - `burrow objects list`: the namespaces (id, class, Worker)
 //! - `burrow objects list NAMESPACE [--limit N] [--cursor C]`: the objects with stored data in a
 //!   namespace, given by id or class name; prints the cursor of the next page when there is one
+//! - `burrow objects sql NAMESPACE OBJECT QUERY`: read-only SQL on one object's database (by id or
+//!   name), for debugging; nothing the query would change is kept
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use http::Method;
 use serde_json::Value;
 
 use crate::cli::ClientArgs;
@@ -33,6 +36,15 @@ pub(crate) enum ObjectsCommand {
         /// Continue after the page that printed this cursor.
         #[arg(long)]
         cursor: Option<String>,
+    },
+    /// Run read-only SQL on one object's database (for debugging).
+    Sql {
+        /// A namespace id or class name.
+        namespace: String,
+        /// The object: its 64-hex-digit id, or the name it was reached by.
+        object: String,
+        /// The query (Durable Object SQL rules; a query that writes is refused).
+        query: String,
     },
 }
 
@@ -81,6 +93,37 @@ pub(crate) fn run(args: ObjectsArgs) -> anyhow::Result<()> {
                     .unwrap_or_default();
                 if !next.is_empty() {
                     println!("more: --cursor {next}");
+                }
+            });
+        }
+        ObjectsCommand::Sql {
+            namespace,
+            object,
+            query,
+        } => {
+            let id = resolve(&remote, &namespace)?;
+            let body = serde_json::json!({"sql": query});
+            let envelope = remote.call(
+                Method::POST,
+                &format!(
+                    "workers/durable_objects/namespaces/{id}/objects/{}/query",
+                    crate::remote::encode_segment(&object)
+                ),
+                Some(&body),
+            )?;
+            remote.print(&envelope, |result| {
+                let meta = &result[0]["meta"];
+                let columns: Vec<String> = meta["columns"]
+                    .as_array()
+                    .map(|columns| columns.iter().map(text).collect())
+                    .unwrap_or_default();
+                let rows = rows(&result[0]["results"], |row| {
+                    columns.iter().map(|column| text(&row[column])).collect()
+                });
+                let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
+                print_table(&headers, rows);
+                if meta["truncated"] == true {
+                    println!("(more rows than shown: the API returns at most 1000)");
                 }
             });
         }

@@ -11,13 +11,12 @@
 //! - `burrow queues purge QUEUE`
 
 use anyhow::{Context, bail};
-use burrow_http::Envelope;
 use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Value, json};
 
 use crate::cli::ClientArgs;
-use crate::remote::{Remote, print_table};
+use crate::remote::{Remote, encode_segment, print_table, text};
 
 #[derive(Debug, Args)]
 pub(crate) struct QueuesArgs {
@@ -92,53 +91,6 @@ pub(crate) enum QueuesCommand {
     },
 }
 
-/// Percent-encodes one path segment.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-                (byte as char).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect()
-}
-
-/// POSTs `body` as JSON under the account; an error envelope becomes the error.
-fn post(remote: &Remote, rest: &str, body: &Value) -> anyhow::Result<Envelope> {
-    let raw = remote.raw(
-        Method::POST,
-        rest,
-        Some(("application/json", serde_json::to_vec(body)?)),
-    )?;
-    let envelope: Envelope = serde_json::from_slice(&raw.body).with_context(|| {
-        format!(
-            "{}: {}",
-            raw.status,
-            String::from_utf8_lossy(&raw.body).trim()
-        )
-    })?;
-    if !raw.status.is_success() || !envelope.success {
-        let message = envelope
-            .errors
-            .iter()
-            .map(|error| format!("{} [code: {}]", error.message, error.code))
-            .collect::<Vec<_>>()
-            .join("; ");
-        bail!("{}: {message}", raw.status);
-    }
-    Ok(envelope)
-}
-
-fn number(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
 pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
     let remote = Remote::new(&args.client)?;
     match args.command {
@@ -152,11 +104,11 @@ pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
                             .iter()
                             .map(|queue| {
                                 vec![
-                                    number(&queue["queue_name"]),
-                                    number(&queue["queue_id"]),
-                                    number(&queue["created_on"]),
-                                    number(&queue["settings"]["delivery_delay"]),
-                                    number(&queue["settings"]["message_retention_period"]),
+                                    text(&queue["queue_name"]),
+                                    text(&queue["queue_id"]),
+                                    text(&queue["created_on"]),
+                                    text(&queue["settings"]["delivery_delay"]),
+                                    text(&queue["settings"]["message_retention_period"]),
                                 ]
                             })
                             .collect()
@@ -180,16 +132,16 @@ pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
             if let Some(retention) = message_retention_period_secs {
                 settings["message_retention_period"] = json!(retention);
             }
-            let envelope = post(
-                &remote,
+            let envelope = remote.call(
+                Method::POST,
                 "queues",
-                &json!({"queue_name": name, "settings": settings}),
+                Some(&json!({"queue_name": name, "settings": settings})),
             )?;
             remote.print(&envelope, |result| {
                 println!(
                     "Created queue {} (id {}).",
-                    number(&result["queue_name"]),
-                    number(&result["queue_id"])
+                    text(&result["queue_name"]),
+                    text(&result["queue_id"])
                 );
             });
         }
@@ -209,20 +161,20 @@ pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
             if let Some(delay) = delay_secs {
                 message["delay_seconds"] = json!(delay);
             }
-            let envelope = post(
-                &remote,
-                &format!("queues/{}/messages", encode(&queue)),
-                &message,
+            let envelope = remote.call(
+                Method::POST,
+                &format!("queues/{}/messages", encode_segment(&queue)),
+                Some(&message),
             )?;
             remote.print(&envelope, |result| {
                 println!(
                     "Sent to {queue}; backlog {} messages.",
-                    number(&result["metadata"]["metrics"]["backlog_count"])
+                    text(&result["metadata"]["metrics"]["backlog_count"])
                 );
             });
         }
         QueuesCommand::Stats { queue } => {
-            let envelope = remote.get(&format!("queues/{}/metrics", encode(&queue)))?;
+            let envelope = remote.get(&format!("queues/{}/metrics", encode_segment(&queue)))?;
             remote.print(&envelope, |result| {
                 let keys = [
                     ("backlog_count", "backlog"),
@@ -240,7 +192,7 @@ pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
                 ];
                 let rows = keys
                     .iter()
-                    .map(|(key, label)| vec![(*label).to_owned(), number(&result[*key])])
+                    .map(|(key, label)| vec![(*label).to_owned(), text(&result[*key])])
                     .collect();
                 print_table(&["QUEUE", &queue], rows);
             });
@@ -250,10 +202,10 @@ pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
             batch_size,
             visibility_timeout_ms,
         } => {
-            let envelope = post(
-                &remote,
-                &format!("queues/{}/messages/pull", encode(&queue)),
-                &json!({"batch_size": batch_size, "visibility_timeout_ms": visibility_timeout_ms}),
+            let envelope = remote.call(
+                Method::POST,
+                &format!("queues/{}/messages/pull", encode_segment(&queue)),
+                Some(&json!({"batch_size": batch_size, "visibility_timeout_ms": visibility_timeout_ms})),
             )?;
             let result = envelope.result.unwrap_or(Value::Null);
             println!("{}", serde_json::to_string_pretty(&result)?);
@@ -275,29 +227,29 @@ pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
                     None => json!({"lease_id": lease}),
                 })
                 .collect();
-            let envelope = post(
-                &remote,
-                &format!("queues/{}/messages/ack", encode(&queue)),
-                &json!({"acks": acks, "retries": retries}),
+            let envelope = remote.call(
+                Method::POST,
+                &format!("queues/{}/messages/ack", encode_segment(&queue)),
+                Some(&json!({"acks": acks, "retries": retries})),
             )?;
             remote.print(&envelope, |result| {
                 println!(
                     "Acknowledged {}, retried {}.",
-                    number(&result["ackCount"]),
-                    number(&result["retryCount"])
+                    text(&result["ackCount"]),
+                    text(&result["retryCount"])
                 );
                 if let Some(warnings) = result["warnings"].as_array() {
                     for warning in warnings {
-                        eprintln!("warning: {}", number(warning));
+                        eprintln!("warning: {}", text(warning));
                     }
                 }
             });
         }
         QueuesCommand::Purge { queue } => {
-            let envelope = post(
-                &remote,
-                &format!("queues/{}/purge", encode(&queue)),
-                &json!({"delete_messages_permanently": true}),
+            let envelope = remote.call(
+                Method::POST,
+                &format!("queues/{}/purge", encode_segment(&queue)),
+                Some(&json!({"delete_messages_permanently": true})),
             )?;
             remote.print(&envelope, |_| println!("Purged {queue}."));
         }

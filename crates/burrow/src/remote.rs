@@ -3,7 +3,7 @@
 //! `burrow workers list` is the first; `kv`, `queues`, `workflows` and `objects` verbs build on
 //! [`Remote`] the same way.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use burrow_http::{AdminClient, Envelope};
 use serde_json::Value;
 
@@ -59,6 +59,37 @@ impl Remote {
         Ok(self
             .runtime
             .block_on(self.client.send(method, &path, body))?)
+    }
+
+    /// One call under the account with an optional JSON body; an error envelope (or a body that
+    /// is not one) becomes the error, with the status and Cloudflare's codes.
+    pub(crate) fn call(
+        &self,
+        method: http::Method,
+        rest: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Envelope> {
+        let body = body
+            .map(|body| serde_json::to_vec(body).map(|bytes| ("application/json", bytes)))
+            .transpose()?;
+        let raw = self.raw(method, rest, body)?;
+        let envelope: Envelope = serde_json::from_slice(&raw.body).with_context(|| {
+            format!(
+                "{}: {}",
+                raw.status,
+                String::from_utf8_lossy(&raw.body).trim()
+            )
+        })?;
+        if !raw.status.is_success() || !envelope.success {
+            let message = envelope
+                .errors
+                .iter()
+                .map(|error| format!("{} [code: {}]", error.message, error.code))
+                .collect::<Vec<_>>()
+                .join("; ");
+            bail!("{}: {message}", raw.status);
+        }
+        Ok(envelope)
     }
 
     /// Prints `envelope` as JSON when `--json` was given; otherwise runs `table`.
@@ -138,7 +169,7 @@ pub(crate) fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
 }
 
 /// Percent-encodes one path segment.
-fn encode_segment(text: &str) -> String {
+pub(crate) fn encode_segment(text: &str) -> String {
     let mut encoded = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

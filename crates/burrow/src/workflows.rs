@@ -9,14 +9,13 @@
 //! - `burrow workflows event WORKFLOW ID TYPE [--payload JSON]` sends an event.
 //! - `burrow workflows terminate|pause|resume|restart WORKFLOW ID`.
 
-use anyhow::{Context, bail};
-use burrow_http::Envelope;
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use http::Method;
 use serde_json::{Value, json};
 
 use crate::cli::ClientArgs;
-use crate::remote::{Remote, print_table};
+use crate::remote::{Remote, encode_segment, print_table, text};
 
 #[derive(Debug, Args)]
 pub(crate) struct WorkflowsArgs {
@@ -106,63 +105,16 @@ pub(crate) enum WorkflowsCommand {
     },
 }
 
-/// Percent-encodes one path segment.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| {
-            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-                (byte as char).to_string()
-            } else {
-                format!("%{byte:02X}")
-            }
-        })
-        .collect()
-}
-
-/// One call under the account; an error envelope becomes the error.
-fn call(
-    remote: &Remote,
-    method: Method,
-    rest: &str,
-    body: Option<&Value>,
-) -> anyhow::Result<Envelope> {
-    let body = body
-        .map(|body| serde_json::to_vec(body).map(|bytes| ("application/json", bytes)))
-        .transpose()?;
-    let raw = remote.raw(method, rest, body)?;
-    let envelope: Envelope = serde_json::from_slice(&raw.body).with_context(|| {
-        format!(
-            "{}: {}",
-            raw.status,
-            String::from_utf8_lossy(&raw.body).trim()
-        )
-    })?;
-    if !raw.status.is_success() || !envelope.success {
-        let message = envelope
-            .errors
-            .iter()
-            .map(|error| format!("{} [code: {}]", error.message, error.code))
-            .collect::<Vec<_>>()
-            .join("; ");
-        bail!("{}: {message}", raw.status);
-    }
-    Ok(envelope)
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn json_argument(flag: &str, text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text).with_context(|| format!("{flag} is not valid JSON: {text}"))
 }
 
 fn instance_path(workflow: &str, id: &str) -> String {
-    format!("workflows/{}/instances/{}", encode(workflow), encode(id))
+    format!(
+        "workflows/{}/instances/{}",
+        encode_segment(workflow),
+        encode_segment(id)
+    )
 }
 
 /// Prints an instance's details: a summary, then one row per step.
@@ -243,7 +195,7 @@ pub(crate) fn run(args: WorkflowsArgs) -> anyhow::Result<()> {
     let remote = Remote::new(&args.client)?;
     match args.command {
         WorkflowsCommand::List { workflow: None, .. } => {
-            let envelope = call(&remote, Method::GET, "workflows", None)?;
+            let envelope = remote.call(Method::GET, "workflows", None)?;
             remote.print(&envelope, |result| {
                 let rows = result
                     .as_array()
@@ -271,12 +223,12 @@ pub(crate) fn run(args: WorkflowsArgs) -> anyhow::Result<()> {
         } => {
             let mut rest = format!(
                 "workflows/{}/instances?page={page}&per_page={per_page}",
-                encode(&workflow)
+                encode_segment(&workflow)
             );
             if let Some(status) = status {
-                rest.push_str(&format!("&status={}", encode(&status)));
+                rest.push_str(&format!("&status={}", encode_segment(&status)));
             }
-            let envelope = call(&remote, Method::GET, &rest, None)?;
+            let envelope = remote.call(Method::GET, &rest, None)?;
             remote.print(&envelope, |result| {
                 let rows = result
                     .as_array()
@@ -306,7 +258,7 @@ pub(crate) fn run(args: WorkflowsArgs) -> anyhow::Result<()> {
             });
         }
         WorkflowsCommand::Status { workflow, id } => {
-            let envelope = call(&remote, Method::GET, &instance_path(&workflow, &id), None)?;
+            let envelope = remote.call(Method::GET, &instance_path(&workflow, &id), None)?;
             remote.print(&envelope, |result| print_details(&workflow, &id, result));
         }
         WorkflowsCommand::Create {
@@ -318,10 +270,9 @@ pub(crate) fn run(args: WorkflowsArgs) -> anyhow::Result<()> {
             if let Some(id) = id {
                 body["instance_id"] = json!(id);
             }
-            let envelope = call(
-                &remote,
+            let envelope = remote.call(
                 Method::POST,
-                &format!("workflows/{}/instances", encode(&workflow)),
+                &format!("workflows/{}/instances", encode_segment(&workflow)),
                 Some(&body),
             )?;
             remote.print(&envelope, |result| {
@@ -339,13 +290,12 @@ pub(crate) fn run(args: WorkflowsArgs) -> anyhow::Result<()> {
             payload,
         } => {
             let payload = json_argument("--payload", &payload)?;
-            let envelope = call(
-                &remote,
+            let envelope = remote.call(
                 Method::POST,
                 &format!(
                     "{}/events/{}",
                     instance_path(&workflow, &id),
-                    encode(&event_type)
+                    encode_segment(&event_type)
                 ),
                 Some(&payload),
             )?;
@@ -365,8 +315,7 @@ pub(crate) fn run(args: WorkflowsArgs) -> anyhow::Result<()> {
 
 /// `PATCH …/status {status: action}`.
 fn change(remote: &Remote, workflow: &str, id: &str, action: &str) -> anyhow::Result<()> {
-    let envelope = call(
-        remote,
+    let envelope = remote.call(
         Method::PATCH,
         &format!("{}/status", instance_path(workflow, id)),
         Some(&json!({"status": action})),

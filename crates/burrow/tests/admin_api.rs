@@ -227,6 +227,17 @@ fn kv_namespaces_are_created_listed_in_pages_and_deleted() {
         message.contains("value"),
         "names the missing field: {message}"
     );
+    let message = api.fails(
+        "PUT",
+        &format!("/storage/kv/namespaces/{id}/bulk"),
+        br#"[{"key":"ok","value":"x"},{"key":7,"value":"y"}]"#,
+        400,
+        6007,
+    );
+    assert!(
+        message.contains("[1].key"),
+        "names the field's path: {message}"
+    );
     let too_many: Vec<Value> = (0..10_001)
         .map(|n| json!({"key": n.to_string(), "value": ""}))
         .collect();

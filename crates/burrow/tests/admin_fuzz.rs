@@ -122,6 +122,10 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/workers/scripts"),
     ("GET", "/workers/durable_objects/namespaces"),
     ("GET", "/workers/durable_objects/namespaces/{ns}/objects"),
+    (
+        "POST",
+        "/workers/durable_objects/namespaces/{ns}/objects/{key}/query",
+    ),
     ("GET", "!/metrics"),
     ("GET", "!/healthz"),
 ];

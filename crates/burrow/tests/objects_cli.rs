@@ -160,7 +160,69 @@ fn objects_are_listed_by_namespace_with_a_cursor() {
         "{table}"
     );
 
-    // Errors: an unknown namespace, a bad limit, a bad cursor.
+    // Read-only SQL on one object, by name or id; writes are refused and not kept; querying an
+    // object without data does not create it.
+    let table = ok(objects(&[
+        "sql",
+        "Note",
+        "note-3",
+        "SELECT text FROM notes",
+    ]));
+    assert!(
+        table.contains("text") && table.contains("note-3"),
+        "{table}"
+    );
+    let rows: Value = serde_json::from_str(&ok(objects(&[
+        "sql",
+        &namespace,
+        "note-4",
+        "SELECT count(*) AS n, max(text) AS last FROM notes",
+        "--json",
+    ])))
+    .expect("JSON");
+    assert_eq!(rows["result"][0]["results"][0]["n"], 1, "{rows}");
+    assert_eq!(rows["result"][0]["results"][0]["last"], "note-4", "{rows}");
+    let id = first["result"][0]["id"].as_str().expect("id");
+    let by_id: Value = serde_json::from_str(&ok(objects(&[
+        "sql",
+        "Note",
+        id,
+        "SELECT count(*) AS n FROM notes",
+        "--json",
+    ])))
+    .expect("JSON");
+    assert_eq!(by_id["result"][0]["results"][0]["n"], 1, "{by_id}");
+    for write in [
+        "INSERT INTO notes VALUES ('sneaky')",
+        "DELETE FROM notes",
+        "DROP TABLE notes",
+    ] {
+        let refused = objects(&["sql", "Note", "note-3", write]);
+        assert!(!refused.status.success(), "{write} was accepted");
+        assert!(stderr(&refused).contains("400"), "{}", stderr(&refused));
+    }
+    let table = ok(objects(&[
+        "sql",
+        "Note",
+        "note-3",
+        "SELECT text FROM notes",
+    ]));
+    assert!(
+        table.contains("note-3") && !table.contains("sneaky"),
+        "{table}"
+    );
+    let bad = objects(&["sql", "Note", "note-3", "SELEC nonsense"]);
+    assert!(stderr(&bad).contains("400"), "{}", stderr(&bad));
+    let missing = objects(&["sql", "Note", "never-written", "SELECT 1"]);
+    assert!(
+        stderr(&missing).contains("no stored data"),
+        "{}",
+        stderr(&missing)
+    );
+    let all: Value = serde_json::from_str(&ok(objects(&["list", "Note", "--json"]))).expect("JSON");
+    assert_eq!(all["result"].as_array().map(Vec::len), Some(15), "{all}");
+
+    // Errors: an unknown namespace, a bad limit, a bad cursor, malformed query bodies.
     let unknown = objects(&["list", "Nope"]);
     assert!(!unknown.status.success());
     assert!(stderr(&unknown).contains("Nope"), "{}", stderr(&unknown));
@@ -190,6 +252,24 @@ fn objects_are_listed_by_namespace_with_a_cursor() {
                 .as_str()
                 .is_some_and(|message| message.contains(needle)),
             "{path}: {text}"
+        );
+    }
+    let query = format!("{base}/{namespace}/objects/note-1/query");
+    for (body, status, needle) in [
+        (&br#"{"sql": 1}"#[..], 400, "sql"),
+        (&b"{}"[..], 400, "sql"),
+        (&br#"{"sql": "   "}"#[..], 400, "sql"),
+        (&b"not json"[..], 400, "Malformed"),
+    ] {
+        let (got, text) = send(admin, "POST", &query, &[("authorization", &bearer)], body);
+        assert_eq!(got, status, "{body:?}: {text}");
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(value["success"], false);
+        assert!(
+            value["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains(needle)),
+            "{body:?}: {text}"
         );
     }
 

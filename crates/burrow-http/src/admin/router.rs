@@ -337,7 +337,19 @@ impl AdminRequest {
                     format!("cannot read the request body: {error}"),
                 ),
             })?;
-        serde_json::from_slice(&bytes).map_err(ApiError::malformed_json)
+        // The error names the field it is about (`[1].key: missing field …`).
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if path == "." {
+                ApiError::malformed_json(inner)
+            } else {
+                ApiError::malformed_json(format!("{path}: {inner}"))
+            }
+        })?;
+        deserializer.end().map_err(ApiError::malformed_json)?;
+        Ok(value)
     }
 }
 

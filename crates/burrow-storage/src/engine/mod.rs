@@ -294,6 +294,12 @@ impl Engine {
         object::delete(&self.inner, namespace, id)
     }
 
+    /// Whether object `id` of `namespace` has a database (see [`Engine::list_objects`]).
+    pub fn has_object(&self, namespace: &str, id: &str) -> Result<bool, Error> {
+        let rel_path = object_path(namespace, id)?;
+        Ok(self.inner.fs.exists(&self.inner.root.join(rel_path)))
+    }
+
     /// Ids of the objects of `namespace` that have a database, in id order, after `after`, at
     /// most `limit`. Reads the directory tree only (`objects/<namespace>/<2 chars>/<id>.sqlite`),
     /// so objects need not be open; an object opened for the first time has its file from then
