@@ -74,9 +74,21 @@ impl Error {
         }
     }
 
-    /// What the runtime carries back to the caller when an object's handler fails.
+    /// An overload error (answered 503): the platform is at a limit, retry later.
+    pub(crate) fn overloaded(message: impl Into<String>) -> Self {
+        Error {
+            overloaded: true,
+            ..Error::new(message)
+        }
+    }
+
+    /// What the runtime carries back to the caller when an object's handler fails. An overload
+    /// stays one (a Worker answers it 503), e.g. an object at its WebSocket cap.
     pub(crate) fn into_remote(self) -> ObjectError {
-        ObjectError::remote(self.message)
+        ObjectError {
+            overloaded: self.overloaded,
+            ..ObjectError::remote(self.message)
+        }
     }
 
     fn from_object(error: &ObjectError) -> Self {

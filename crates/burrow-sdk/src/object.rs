@@ -176,7 +176,12 @@ impl ObjectContext {
             Err(burrow_http::websocket::hibernatable::AcceptError::Upgrade(error)) => {
                 let message = error.to_string();
                 let status = error.into_response().status();
-                Err(Error::new(message).with_status(status))
+                Err(if status == StatusCode::SERVICE_UNAVAILABLE {
+                    // The listener's cap (bounded by descriptors): a 503 at the Worker too.
+                    Error::overloaded(message)
+                } else {
+                    Error::new(message).with_status(status)
+                })
             }
         }
     }

@@ -168,6 +168,8 @@ new_sqlite_classes = ["Room"]
 const SEND_BUFFER: usize = 4 << 20;
 /// The per-object socket cap of these tests.
 const SOCKETS_PER_OBJECT: usize = 6;
+/// The ingress's cap on open sockets in these tests (in production, fitted to descriptors).
+const SOCKETS_PER_PROCESS: usize = 8;
 
 fn start(dir: &Path) -> (tokio::runtime::Runtime, Server) {
     std::fs::write(dir.join("wrangler.toml"), CONFIG).expect("write config");
@@ -187,6 +189,7 @@ fn start(dir: &Path) -> (tokio::runtime::Runtime, Server) {
     options.runtime.sweep_interval = Duration::from_millis(50);
     options.runtime.websocket_max_send_buffer_bytes = SEND_BUFFER;
     options.runtime.max_websockets_per_object = SOCKETS_PER_OBJECT;
+    options.max_websockets = SOCKETS_PER_PROCESS;
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -389,7 +392,7 @@ fn rooms_broadcast_by_tag_hibernate_and_wake() {
 }
 
 #[test]
-fn an_object_holds_at_most_its_cap_of_sockets() {
+fn objects_and_the_process_hold_at_most_their_caps_of_sockets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (control, server) = start(dir.path());
     let address = server.ingress_address();
@@ -402,10 +405,10 @@ fn an_object_holds_at_most_its_cap_of_sockets() {
             Err(tungstenite::Error::Http(response)) => {
                 let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
                     .into_owned();
+                assert_eq!(response.status(), 503, "{body}");
                 assert!(
                     body.contains(&format!("already has {SOCKETS_PER_OBJECT} WebSockets")),
-                    "{} {body}",
-                    response.status()
+                    "{body}"
                 );
             }
             Err(other) => panic!("expected an HTTP error, got {other}"),
@@ -442,6 +445,35 @@ fn an_object_holds_at_most_its_cap_of_sockets() {
         let mut other = join(address, "other", "t", "o").await;
         say(&mut other, "hi").await;
         assert_eq!(receive_text(&mut other).await, "echo hi");
+        // The process's cap (here 8 sockets; by default fitted to the descriptor limit): a 503
+        // naming it, through the object and the Worker.
+        match try_join(address, "another", "t", "ninth").await {
+            Err(tungstenite::Error::Http(response)) => {
+                let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                    .into_owned();
+                assert_eq!(response.status(), 503, "{body}");
+                assert!(
+                    body.contains(&format!("limit of {SOCKETS_PER_PROCESS} open WebSockets")),
+                    "{body}"
+                );
+            }
+            Err(other) => panic!("expected an HTTP error, got {other}"),
+            Ok(_) => panic!("a socket past the process's cap was accepted"),
+        }
+        drop(other);
+        // A slot is free again once a socket closes.
+        let deadline = Instant::now() + STEP;
+        let mut again = loop {
+            match try_join(address, "another", "t", "ninth").await {
+                Ok(client) => break client,
+                Err(_) => {
+                    assert!(Instant::now() < deadline, "no slot came free");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        say(&mut again, "hi").await;
+        assert_eq!(receive_text(&mut again).await, "echo hi");
     });
     control
         .block_on(server.shutdown(Duration::from_secs(5)))
