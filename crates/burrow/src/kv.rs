@@ -1,13 +1,17 @@
 //! `burrow kv …`: Workers KV from the command line, shaped like wrangler's `kv` commands, through a
 //! running server's admin API (the Cloudflare v4 KV endpoints).
 //!
-//! - `burrow kv namespace list`
+//! - `burrow kv namespace list | create TITLE | delete --namespace-id ID`
 //! - `burrow kv key put KEY [VALUE] (--namespace-id ID | --binding NAME) [--path FILE]
 //!   [--ttl S] [--expiration EPOCH_S] [--metadata JSON]`
 //! - `burrow kv key get KEY (--namespace-id ID | --binding NAME)` prints the value as stored
 //! - `burrow kv key list (--namespace-id ID | --binding NAME) [--prefix P]` prints every key as
 //!   JSON, following cursors
 //! - `burrow kv key delete KEY (--namespace-id ID | --binding NAME)`
+//! - `burrow kv bulk put FILE (--namespace-id ID | --binding NAME)`: FILE is wrangler's JSON array
+//!   of `{key, value, expiration?, expiration_ttl?, metadata?, base64?}`, sent in batches of
+//!   [`BULK_BATCH`] with progress on stderr
+//! - `burrow kv bulk delete FILE (--namespace-id ID | --binding NAME)`: FILE is a JSON array of keys
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,12 +23,14 @@ use http::Method;
 use serde_json::Value;
 
 use crate::cli::ClientArgs;
-use crate::remote::{Remote, print_table};
+use crate::remote::{Remote, print_table, text};
 
 /// Cloudflare's code for `get: 'key not found'`.
 const KEY_NOT_FOUND: u32 = 10_009;
 /// The most list pages `key list` follows (1000 keys each).
 const MAX_LIST_PAGES: usize = 100_000;
+/// Pairs or keys per bulk request (the API takes up to 10,000).
+const BULK_BATCH: usize = 1_000;
 
 #[derive(Debug, Args)]
 pub(crate) struct KvArgs {
@@ -43,12 +49,44 @@ pub(crate) enum KvCommand {
     /// Keys of one namespace.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Many keys at once, from a JSON file.
+    #[command(subcommand)]
+    Bulk(BulkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BulkCommand {
+    /// Write the pairs of a JSON file: `[{"key": …, "value": …}, …]`.
+    Put {
+        /// The JSON file.
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Delete the keys of a JSON file: `["key", …]`.
+    Delete {
+        /// The JSON file.
+        file: PathBuf,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NamespaceCommand {
     /// List the namespaces.
     List,
+    /// Create a namespace.
+    Create {
+        /// Its title.
+        title: String,
+    },
+    /// Delete a namespace created through the API, with its keys.
+    Delete {
+        /// The namespace's id.
+        #[arg(long)]
+        namespace_id: String,
+    },
 }
 
 /// Which namespace: by id, or by the binding name of a loaded Worker.
@@ -204,6 +242,64 @@ pub(crate) fn run(args: KvArgs) -> anyhow::Result<()> {
                 print_table(&["ID", "TITLE"], rows);
             });
         }
+        KvCommand::Namespace(NamespaceCommand::Create { title }) => {
+            let envelope = remote.call(
+                Method::POST,
+                NAMESPACES,
+                Some(&serde_json::json!({"title": title})),
+            )?;
+            remote.print(&envelope, |result| {
+                println!(
+                    "Created namespace {} (id {}).",
+                    text(&result["title"]),
+                    text(&result["id"])
+                );
+            });
+        }
+        KvCommand::Namespace(NamespaceCommand::Delete { namespace_id }) => {
+            let envelope = remote.call(
+                Method::DELETE,
+                &format!("{NAMESPACES}/{}", encode(&namespace_id)),
+                None,
+            )?;
+            remote.print(&envelope, |_| {
+                println!("Deleted namespace {namespace_id}.");
+            });
+        }
+        KvCommand::Bulk(BulkCommand::Put { file, target }) => {
+            let id = namespace_id(&remote, &target)?;
+            let pairs: Vec<Value> = read_json_array(&file)?;
+            let rest = format!("{NAMESPACES}/{}/bulk", encode(&id));
+            let mut progress = Progress::new("Uploaded", pairs.len());
+            for batch in pairs.chunks(BULK_BATCH) {
+                remote.call(Method::PUT, &rest, Some(&Value::Array(batch.to_vec())))?;
+                progress.advance(batch.len());
+            }
+            progress.finish();
+            if remote.json() {
+                println!(
+                    "{}",
+                    serde_json::json!({"successful_key_count": pairs.len()})
+                );
+            }
+        }
+        KvCommand::Bulk(BulkCommand::Delete { file, target }) => {
+            let id = namespace_id(&remote, &target)?;
+            let keys: Vec<Value> = read_json_array(&file)?;
+            let rest = format!("{NAMESPACES}/{}/bulk/delete", encode(&id));
+            let mut progress = Progress::new("Deleted", keys.len());
+            for batch in keys.chunks(BULK_BATCH) {
+                remote.call(Method::POST, &rest, Some(&Value::Array(batch.to_vec())))?;
+                progress.advance(batch.len());
+            }
+            progress.finish();
+            if remote.json() {
+                println!(
+                    "{}",
+                    serde_json::json!({"successful_key_count": keys.len()})
+                );
+            }
+        }
         KvCommand::Key(KeyCommand::Put {
             key,
             value,
@@ -294,6 +390,55 @@ pub(crate) fn run(args: KvArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A JSON file holding an array.
+fn read_json_array(file: &std::path::Path) -> anyhow::Result<Vec<Value>> {
+    let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("{} is not a JSON array", file.display()))
+}
+
+/// A progress bar on stderr: redrawn in place on a terminal, one line per step otherwise.
+struct Progress {
+    verb: &'static str,
+    done: usize,
+    total: usize,
+    terminal: bool,
+}
+
+impl Progress {
+    fn new(verb: &'static str, total: usize) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            verb,
+            done: 0,
+            total,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn advance(&mut self, count: usize) {
+        self.done += count;
+        let percent = (self.done * 100).checked_div(self.total).unwrap_or(100);
+        let filled = percent / 5;
+        let bar = format!("[{}{}]", "#".repeat(filled), " ".repeat(20 - filled));
+        let line = format!(
+            "{bar} {} {percent}% ({} out of {})",
+            self.verb, self.done, self.total
+        );
+        if self.terminal {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+        eprintln!("Success: {} {} keys.", self.verb.to_lowercase(), self.done);
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,11 @@ impl Remote {
         Ok(envelope)
     }
 
+    /// Whether `--json` was given.
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+
     /// Prints `envelope` as JSON when `--json` was given; otherwise runs `table`.
     pub(crate) fn print(&self, envelope: &Envelope, table: impl FnOnce(&Value)) {
         if self.json {

@@ -148,6 +148,63 @@ fn kv_verbs_reach_the_namespaces_through_the_admin_api() {
     // A binding without an id is its own namespace, separate from the others.
     let output = kv(&["key", "list", "--binding", "FLAGS"]);
     assert_eq!(stdout(&output).trim(), "[]");
+
+    // Namespaces made and removed from the CLI; bulk writes and deletes in batches, with progress.
+    let output = kv(&["namespace", "create", "bulk-target", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let made = created["result"]["id"].as_str().expect("id").to_owned();
+    let pairs: Vec<serde_json::Value> = (0..2_500)
+        .map(|n| serde_json::json!({"key": format!("k{n:05}"), "value": format!("v{n}")}))
+        .collect();
+    let pairs_file = write(
+        dir.path(),
+        "pairs.json",
+        &serde_json::to_string(&pairs).expect("JSON"),
+    );
+    let output = kv(&["bulk", "put", text(&pairs_file), "--namespace-id", &made]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let progress = stderr(&output);
+    assert!(
+        progress.contains("Uploaded 40% (1000 out of 2500)")
+            && progress.contains("Uploaded 100% (2500 out of 2500)")
+            && progress.contains("Success: uploaded 2500 keys."),
+        "{progress}"
+    );
+    let output = kv(&["key", "get", "k02499", "--namespace-id", &made]);
+    assert_eq!(stdout(&output), "v2499");
+    let keys: Vec<String> = (0..2_000).map(|n| format!("k{n:05}")).collect();
+    let keys_file = write(
+        dir.path(),
+        "keys.json",
+        &serde_json::to_string(&keys).expect("JSON"),
+    );
+    let output = kv(&["bulk", "delete", text(&keys_file), "--namespace-id", &made]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Success: deleted 2000 keys."),
+        "{}",
+        stderr(&output)
+    );
+    let output = kv(&["key", "list", "--namespace-id", &made]);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(500),
+        "500 keys are left"
+    );
+    let bad_file = write(dir.path(), "bad.json", r#"[{"key": "x"}]"#);
+    let output = kv(&["bulk", "put", text(&bad_file), "--namespace-id", &made]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("[0]: missing field `value`"),
+        "{}",
+        stderr(&output)
+    );
+    let output = kv(&["namespace", "delete", "--namespace-id", &made]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = kv(&["namespace", "list", "--json"]);
+    assert!(!stdout(&output).contains(&made), "{}", stdout(&output));
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
