@@ -46,5 +46,5 @@ pub use model::{
     BindingKind, BurrowSettings, ConsumerKind, CronTrigger, DevSettings, Durability,
     DurableObjectBinding, KvNamespaceBinding, Migration, QueueConsumer, QueueProducer,
     RenamedClass, ServiceBinding, StorageBackend, TransferredClass, VarValue, WorkerConfig,
-    WorkflowBinding,
+    WorkerLimits, WorkflowBinding,
 };

@@ -41,6 +41,8 @@ pub struct WorkerConfig {
     pub services: Vec<ServiceBinding>,
     /// `secrets.required`: secret names the Worker declares it needs (from `.dev.vars` locally).
     pub required_secrets: Option<Vec<String>>,
+    /// `[limits]`: the Worker's resource limits.
+    pub limits: WorkerLimits,
     /// `[dev]`: wrangler's local-development listener settings (`--ip`/`--port` win over them).
     pub dev: DevSettings,
     /// `[burrow]`: Burrow's own settings.
@@ -223,6 +225,14 @@ pub struct ServiceBinding {
     pub environment: Option<String>,
     /// `props`: passed to the entrypoint as `ctx.props`.
     pub props: Option<serde_json::Value>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkerLimits {
+    /// `limits.cpu_ms`: CPU time per event in milliseconds (Cloudflare allows up to 300,000;
+    /// the default is 30,000).
+    pub cpu_ms: Option<u64>,
 }
 
 /// `[dev]`.

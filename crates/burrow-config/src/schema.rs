@@ -92,7 +92,6 @@ pub(crate) const UNSUPPORTED_SETTINGS: &[&str] = &[
     "alias",
     "rules",
     "build",
-    "limits",
     "tsconfig",
     "jsx_factory",
     "jsx_fragment",
@@ -181,6 +180,7 @@ pub(crate) fn worker(
         crons: crons(diagnostics, &mut root),
         services: services(diagnostics, &mut root),
         required_secrets: required_secrets(diagnostics, &mut root),
+        limits: settings::limits(diagnostics, &mut root),
         dev: settings::dev(diagnostics, &mut root),
         burrow: settings::burrow(diagnostics, &mut root, config_dir),
     };

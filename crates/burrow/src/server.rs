@@ -4,39 +4,68 @@
 //!
 //! The start-up and shutdown themselves (engine, migrations, shards, object runtime, ingress,
 //! admin API) are `burrow_sdk::server`, the same code every Rust app runs; this file only says
-//! what the binary runs in it.
+//! what the binary runs in it: the JavaScript Worker of `main` (`burrow_js`).
 
 use std::sync::Arc;
 
 use burrow_config::LoadedConfig;
 use burrow_http::{MakeHandler, handler_fn, text_response};
-use burrow_sdk::server::{self, Guest, ServeOptions};
+use burrow_js::{ErrorPages, JsWorker, Limits};
+use burrow_sdk::server::{self, Guest, Mode, ServeOptions};
 use http::StatusCode;
 
 /// Runs the server until a shutdown signal, then shuts it down gracefully.
 pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow::Result<()> {
-    let handler = worker_handler(&loaded);
-    let guest = Guest {
-        // JavaScript classes arrive with the JavaScript runtime; their migrations already apply.
-        classes: Vec::new(),
-        worker: Box::new(move |_runtime| Ok(handler)),
-        scheduled: None,
-        workflows: None,
-        queues: Default::default(),
+    let guest = if burrow_js::is_javascript(&loaded.primary) {
+        let errors = match options.mode {
+            Mode::Dev => ErrorPages::Dev,
+            Mode::Serve => ErrorPages::Plain,
+        };
+        let worker = JsWorker::new(&loaded.primary, limits(&loaded), errors)?;
+        let scheduled = worker.scheduled_handler();
+        Guest {
+            // JavaScript Durable Object classes arrive with the next step; their migrations
+            // already apply.
+            classes: Vec::new(),
+            worker: Box::new(move |runtime| {
+                worker
+                    .start(runtime)
+                    .map_err(|error| server::Error::Guest(error.to_string()))?;
+                Ok(worker.handler())
+            }),
+            scheduled: Some(scheduled),
+            workflows: None,
+            queues: Default::default(),
+        }
+    } else {
+        let handler = no_worker();
+        Guest {
+            classes: Vec::new(),
+            worker: Box::new(move |_runtime| Ok(handler)),
+            scheduled: None,
+            workflows: None,
+            queues: Default::default(),
+        }
     };
     server::run(loaded, options, guest)?;
     Ok(())
 }
 
-/// The ingress's request handler: what every request to the Worker's address reaches.
-///
-/// This is the seam for the JavaScript runtime, which replaces it with Worker dispatch.
-/// Until then every request gets 503.
-fn worker_handler(_loaded: &LoadedConfig) -> Arc<dyn MakeHandler> {
+/// The limits of the primary Worker's isolates: Cloudflare's defaults, and `limits.cpu_ms`.
+fn limits(loaded: &LoadedConfig) -> Limits {
+    let mut limits = Limits::default();
+    if let Some(cpu_ms) = loaded.primary.config.limits.cpu_ms {
+        limits.cpu = std::time::Duration::from_millis(cpu_ms);
+    }
+    limits
+}
+
+/// The ingress's handler when `main` is not JavaScript (or is missing): every request gets 503.
+fn no_worker() -> Arc<dyn MakeHandler> {
     handler_fn(|_request| async {
         text_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Burrow: no Worker runtime is wired in yet",
+            "Burrow: this project's `main` is not a JavaScript or TypeScript module",
         )
     })
 }

@@ -194,7 +194,7 @@ fn the_hello_example_is_accepted() {
     let log = run_briefly(&["dev", text(&example), "--persist-to", text(&persist)]);
     assert!(!log.contains("WARN"), "{log}");
     assert!(
-        log.contains("env.COUNTER (Durable Object): Counter"),
+        log.contains("env.VISITS (KV Namespace): hello-visits"),
         "{log}"
     );
     assert!(persist.is_dir());

@@ -1,4 +1,4 @@
-//! The running server, driven over HTTP: the Worker ingress (503 until the runtime is wired in),
+//! The running server, driven over HTTP: the Worker ingress (the hello example's JavaScript),
 //! the admin API (`/healthz`, the Workers list, tokens) and the CLI's client for it, and a clean
 //! exit on SIGTERM.
 
@@ -30,14 +30,14 @@ fn dev_serves_the_hello_example_and_exits_cleanly_on_sigterm() {
     let server = start(&mut command);
     assert_eq!(server.ingress.to_string(), format!("127.0.0.1:{port}"));
 
-    // Several requests, one of them with a body: every one gets the placeholder 503.
-    for path in ["/", "/count", "/anything?x=1"] {
+    // Several requests, one of them with a body: the Worker greets every one.
+    for path in ["/", "/anything?x=1"] {
         let (status, response) = http(server.ingress, "GET", path, &[]);
-        assert_eq!(status, 503, "{response}");
-        assert_eq!(body(&response), "Burrow: no Worker runtime is wired in yet");
+        assert_eq!(status, 200, "{response}");
+        assert_eq!(body(&response), "Hello from Burrow");
     }
     let (status, _) = http(server.ingress, "POST", "/", &[("content-length", "0")]);
-    assert_eq!(status, 503);
+    assert_eq!(status, 200);
 
     let (status, response) = http(server.admin, "GET", "/healthz", &[]);
     assert_eq!(status, 200, "{response}");

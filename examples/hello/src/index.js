@@ -1,33 +1,18 @@
-// A module Worker: "/" answers with a greeting, "/count" increments a Durable Object counter.
-import { DurableObject } from "cloudflare:workers";
-
-export class Counter extends DurableObject {
-  constructor(ctx, env) {
-    super(ctx, env);
-    ctx.storage.sql.exec(
-      "CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)",
-    );
-  }
-
-  // Called over RPC: env.COUNTER.getByName(name).increment().
-  increment(by = 1) {
-    return this.ctx.storage.sql
-      .exec(
-        "INSERT INTO counter (id, value) VALUES (1, ?1) " +
-          "ON CONFLICT (id) DO UPDATE SET value = value + ?1 RETURNING value",
-        by,
-      )
-      .one().value;
-  }
-}
-
+// A module Worker: "/" answers with a greeting, "/visits" counts visits in KV, and "/echo"
+// returns the JSON body it was sent, with the keys sorted.
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
-    if (url.pathname === "/count") {
-      const value = await env.COUNTER.getByName("global").increment();
-      return new Response(`count: ${value}\n`);
+    if (url.pathname === "/visits") {
+      const visits = Number((await env.VISITS.get("visits")) ?? 0) + 1;
+      await env.VISITS.put("visits", String(visits));
+      return new Response(`visits: ${visits}\n`);
     }
-    return new Response("Hello from Burrow");
+    if (url.pathname === "/echo" && request.method === "POST") {
+      const body = await request.json();
+      const sorted = Object.fromEntries(Object.entries(body).sort(([a], [b]) => (a < b ? -1 : 1)));
+      return Response.json({ received: sorted });
+    }
+    return new Response(env.GREETING);
   },
 };

@@ -1,10 +1,27 @@
-//! `[dev]` (wrangler's local listener settings) and `[burrow]` (Burrow's own settings).
+//! `[limits]` (the Worker's resource limits), `[dev]` (wrangler's local listener settings) and
+//! `[burrow]` (Burrow's own settings).
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::model::{BurrowSettings, DevSettings, Durability};
+use crate::model::{BurrowSettings, DevSettings, Durability, WorkerLimits};
 use crate::reader::{Diagnostics, Table};
+
+/// `[limits]`: `cpu_ms` (1..=300,000, Cloudflare's range); `subrequests` is accepted and not
+/// enforced yet.
+pub(super) fn limits(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> WorkerLimits {
+    let Some(mut table) = root.table(diagnostics, "limits") else {
+        return WorkerLimits::default();
+    };
+    let limits = WorkerLimits {
+        cpu_ms: table
+            .integer(diagnostics, "cpu_ms", 1..=300_000)
+            .map(|cpu_ms| cpu_ms as u64),
+    };
+    table.ignore(&["subrequests"]);
+    table.finish(diagnostics);
+    limits
+}
 
 pub(super) fn dev(diagnostics: &mut Diagnostics, root: &mut Table<'_>) -> DevSettings {
     let Some(mut table) = root.table(diagnostics, "dev") else {

@@ -1,0 +1,437 @@
+//! The JavaScript Workers runtime: a Worker project's ES modules (TypeScript stripped by oxc,
+//! JSON, `node_modules`) run on QuickJS through rquickjs, one isolate per (shard, script), with
+//! Web APIs from llrt and Burrow's own code, the Worker's bindings in `env`, and CPU and memory
+//! limits per event.
+//!
+//! There is no HTTP server here: [`JsWorker::handler`] is the ingress's [`MakeHandler`], and
+//! [`JsWorker::scheduled_handler`] is the cron scheduler's handler. Both find the isolate of the
+//! shard they run on through a thread-local registry.
+
+mod bindings;
+mod isolate;
+mod modules;
+mod script;
+mod typescript;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use burrow_config::Worker;
+use burrow_http::{Body, Handler, LocalBoxFuture, MakeHandler};
+use burrow_runtime::Runtime;
+use burrow_runtime::clock::SystemClock;
+use burrow_services::cron::{ScheduledController, ScheduledHandler};
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use tracing::{error, warn};
+
+pub use isolate::Exceeded;
+pub use script::{Limits, Script};
+
+use crate::isolate::{Isolate, Outcome};
+
+/// The extensions of a `main` that Burrow runs as JavaScript.
+pub const JS_EXTENSIONS: &[&str] = &["js", "mjs", "ts", "mts", "tsx", "jsx", "cjs"];
+
+/// The largest request body handed to a Worker (Cloudflare's Free and Pro plans: 100 MB).
+pub const MAX_REQUEST_BODY_BYTES: u64 = 100 * 1024 * 1024;
+
+/// Why a JavaScript Worker cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `main` is missing or not a JavaScript/TypeScript file.
+    #[error("{config}: `main` must name a .js/.mjs/.ts module (got {main:?})")]
+    NotJavaScript {
+        /// The configuration file.
+        config: PathBuf,
+        /// What `main` says.
+        main: Option<String>,
+    },
+    /// `main` does not exist.
+    #[error("{}: main module {} not found", config.display(), main.display())]
+    MainMissing {
+        /// The configuration file.
+        config: PathBuf,
+        /// The path looked for.
+        main: PathBuf,
+    },
+    /// The main module (or an import) failed to load or evaluate.
+    #[error("the Worker did not load: {0}")]
+    Load(String),
+    /// The KV service is not running.
+    #[error("KV is not available: {0}")]
+    Kv(String),
+}
+
+/// Whether `worker`'s `main` is a JavaScript or TypeScript module.
+pub fn is_javascript(worker: &Worker) -> bool {
+    worker
+        .config
+        .main
+        .as_deref()
+        .and_then(|main| Path::new(main).extension())
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| JS_EXTENSIONS.contains(&extension))
+}
+
+/// How errors are shown to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPages {
+    /// `burrow dev`: an HTML page with the exception and its stack.
+    Dev,
+    /// `burrow serve`: a plain 500; the stack goes to the log only.
+    Plain,
+}
+
+/// A JavaScript Worker: the script, and its isolates on the shards.
+pub struct JsWorker {
+    id: u64,
+    name: String,
+    root: PathBuf,
+    main: PathBuf,
+    limits: Limits,
+    errors: ErrorPages,
+    vars: Vec<(String, serde_json::Value)>,
+    secrets: Vec<(String, String)>,
+    kv: Vec<(String, String)>,
+    script: OnceLock<Arc<Script>>,
+}
+
+static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This shard's state of every Worker, by [`JsWorker::id`]. The ingress handler of the shard
+    /// owns it, so the isolate (and its driver tasks) goes away when the ingress stops.
+    static SHARDS: RefCell<HashMap<u64, Weak<ShardWorker>>> = RefCell::new(HashMap::new());
+}
+
+impl JsWorker {
+    /// Checks the Worker's `main` and takes what the isolates need from its configuration.
+    pub fn new(
+        worker: &Worker,
+        limits: Limits,
+        errors: ErrorPages,
+    ) -> Result<Arc<JsWorker>, Error> {
+        if !is_javascript(worker) {
+            return Err(Error::NotJavaScript {
+                config: worker.file.clone(),
+                main: worker.config.main.clone(),
+            });
+        }
+        let main = worker
+            .dir
+            .join(worker.config.main.as_deref().unwrap_or_default());
+        let main = std::fs::canonicalize(&main).map_err(|_| Error::MainMissing {
+            config: worker.file.clone(),
+            main: main.clone(),
+        })?;
+        let root = std::fs::canonicalize(&worker.dir).unwrap_or_else(|_| worker.dir.clone());
+        Ok(Arc::new(JsWorker {
+            id: NEXT_WORKER.fetch_add(1, Ordering::Relaxed),
+            name: worker.name(),
+            root,
+            main,
+            limits,
+            errors,
+            vars: worker
+                .config
+                .vars
+                .iter()
+                .map(|(name, value)| (name.clone(), value.to_json()))
+                .collect(),
+            secrets: worker
+                .secrets
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+            kv: worker
+                .config
+                .kv_namespaces
+                .iter()
+                .map(|binding| (binding.binding.clone(), binding.namespace().to_owned()))
+                .collect(),
+            script: OnceLock::new(),
+        }))
+    }
+
+    /// The Worker's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Resolves the bindings against the running services and loads the Worker once (on a
+    /// thread of its own), so that a module error stops the start-up with the file and line.
+    pub fn start(&self, runtime: &Runtime) -> Result<(), Error> {
+        let kv = if self.kv.is_empty() {
+            Default::default()
+        } else {
+            let service = burrow_services::kv::Kv::new(runtime, Arc::new(SystemClock))
+                .map_err(|error| Error::Kv(error.to_string()))?;
+            self.kv
+                .iter()
+                .map(|(binding, namespace)| (binding.clone(), service.namespace(namespace)))
+                .collect()
+        };
+        let script = Arc::new(Script {
+            name: self.name.clone(),
+            root: self.root.clone(),
+            main: self.main.clone(),
+            limits: self.limits.clone(),
+            vars: self.vars.clone(),
+            secrets: self.secrets.clone(),
+            kv,
+        });
+        check_loads(script.clone())?;
+        let _ = self.script.set(script);
+        Ok(())
+    }
+
+    /// The ingress handler: every request runs the Worker's `fetch`.
+    pub fn handler(self: &Arc<Self>) -> Arc<dyn MakeHandler> {
+        Arc::new(Ingress(self.clone()))
+    }
+
+    /// The cron scheduler's handler: each fire runs the Worker's `scheduled`.
+    pub fn scheduled_handler(self: &Arc<Self>) -> Arc<dyn ScheduledHandler> {
+        Arc::new(Scheduled(self.clone()))
+    }
+
+    /// This thread's state of the Worker, while the shard's ingress handler lives.
+    fn local(&self) -> Option<Rc<ShardWorker>> {
+        SHARDS.with(|shards| shards.borrow().get(&self.id).and_then(Weak::upgrade))
+    }
+
+    /// Makes this thread's state of the Worker; the caller owns it.
+    fn make_local(&self) -> Option<Rc<ShardWorker>> {
+        let script = self.script.get()?.clone();
+        let worker = Rc::new(ShardWorker {
+            script,
+            errors: self.errors,
+            slot: RefCell::new(None),
+        });
+        SHARDS.with(|shards| {
+            let mut shards = shards.borrow_mut();
+            shards.retain(|_, worker| worker.strong_count() > 0);
+            shards.insert(self.id, Rc::downgrade(&worker));
+        });
+        Some(worker)
+    }
+}
+
+/// Loads the script once on a scratch thread, to report module errors at start-up.
+fn check_loads(script: Arc<Script>) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|error| Error::Load(error.to_string()))?;
+                let local = tokio::task::LocalSet::new();
+                local
+                    .block_on(&runtime, Isolate::create(script))
+                    .map(drop)
+                    .map_err(Error::Load)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::Load("loading the Worker panicked".to_owned())))
+    })
+}
+
+type Slot = Rc<tokio::sync::OnceCell<Result<Rc<Isolate>, String>>>;
+
+/// One Worker on one shard: its isolate, rebuilt after it goes over a limit.
+struct ShardWorker {
+    script: Arc<Script>,
+    errors: ErrorPages,
+    slot: RefCell<Option<Slot>>,
+}
+
+impl ShardWorker {
+    async fn isolate(&self) -> Result<Rc<Isolate>, String> {
+        let slot = {
+            let mut current = self.slot.borrow_mut();
+            let stale = match current.as_ref().and_then(|slot| slot.get()) {
+                Some(Ok(isolate)) => isolate.condemned().is_some(),
+                _ => false,
+            };
+            if stale || current.is_none() {
+                *current = Some(Rc::default());
+            }
+            current.clone().unwrap_or_default()
+        };
+        let script = self.script.clone();
+        slot.get_or_init(|| async move { Isolate::create(script).await.map(Rc::new) })
+            .await
+            .clone()
+    }
+
+    async fn fetch(&self, request: Request<Body>) -> Response<Body> {
+        let isolate = match self.isolate().await {
+            Ok(isolate) => isolate,
+            Err(message) => return self.exception(&message),
+        };
+        let (parts, body) = request.into_parts();
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or("localhost");
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let url = format!("http://{host}{path}");
+        let method = parts.method.as_str().to_owned();
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
+            None
+        } else {
+            match body.collect_limited(MAX_REQUEST_BODY_BYTES).await {
+                Ok(bytes) if bytes.is_empty() => None,
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the request body: {error}"),
+                    );
+                }
+            }
+        };
+        match isolate.fetch(url, method, headers, body).await {
+            Outcome::Done {
+                status,
+                headers,
+                body,
+            } => respond(status, &headers, body),
+            Outcome::Exception(message) => self.exception(&message),
+            Outcome::Exceeded(exceeded) => {
+                warn!(worker = %self.script.name, outcome = exceeded.outcome(), "the request went over a limit");
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("Worker exceeded resource limits ({})\n", exceeded.outcome()),
+                )
+            }
+        }
+    }
+
+    /// A 500 for an uncaught exception: logged with its stack; the page depends on the mode.
+    fn exception(&self, message: &str) -> Response<Body> {
+        error!(worker = %self.script.name, outcome = "exception", "uncaught exception: {message}");
+        match self.errors {
+            ErrorPages::Plain => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
+            ErrorPages::Dev => {
+                let page = format!(
+                    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Error in {name}</title></head>\
+                     <body><h1>Uncaught exception in Worker {name}</h1><pre>{message}</pre></body></html>\n",
+                    name = escape(&self.script.name),
+                    message = escape(message),
+                );
+                let mut response = Response::new(Body::from_bytes(page));
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                response
+            }
+        }
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+    let mut response = Response::new(Body::from_bytes(Bytes::from(body.into())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The HTTP response for a JavaScript Response's parts.
+fn respond(status: u16, headers: &[String], body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::from_bytes(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let map = response.headers_mut();
+    for pair in headers.chunks_exact(2) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(pair[0].as_bytes()),
+            HeaderValue::from_str(&pair[1]),
+        ) {
+            map.append(name, value);
+        }
+    }
+    response
+}
+
+struct Ingress(Arc<JsWorker>);
+
+impl MakeHandler for Ingress {
+    fn make(&self, _shard: usize) -> Rc<dyn Handler> {
+        Rc::new(ShardIngress(self.0.make_local()))
+    }
+}
+
+struct ShardIngress(Option<Rc<ShardWorker>>);
+
+impl Handler for ShardIngress {
+    fn call(&self, request: Request<Body>) -> LocalBoxFuture<'static, Response<Body>> {
+        let worker = self.0.clone();
+        Box::pin(async move {
+            match worker {
+                Some(worker) => worker.fetch(request).await,
+                None => text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the Worker has not started yet\n",
+                ),
+            }
+        })
+    }
+}
+
+struct Scheduled(Arc<JsWorker>);
+
+impl ScheduledHandler for Scheduled {
+    fn scheduled(
+        &self,
+        controller: ScheduledController,
+    ) -> LocalBoxFuture<'static, Result<(), String>> {
+        let worker = self.0.local();
+        Box::pin(async move {
+            let worker = worker.ok_or("the Worker has not started yet")?;
+            let isolate = worker.isolate().await?;
+            match isolate
+                .scheduled(controller.cron, controller.scheduled_time_ms)
+                .await
+            {
+                Outcome::Done { .. } => Ok(()),
+                Outcome::Exception(message) => {
+                    error!(worker = %worker.script.name, outcome = "exception", "scheduled: uncaught exception: {message}");
+                    Err(message)
+                }
+                Outcome::Exceeded(exceeded) => Err(format!(
+                    "Worker exceeded resource limits ({})",
+                    exceeded.outcome()
+                )),
+            }
+        })
+    }
+}
