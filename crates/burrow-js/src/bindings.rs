@@ -1,10 +1,12 @@
-//! The Worker's `env`: `vars` (strings, or JSON values), secrets from `.dev.vars`, and KV
-//! namespaces (the KV API of spec §4 over `burrow_services::kv`). The JavaScript classes live in
+//! The Worker's `env`: `vars` (strings, or JSON values), secrets from `.dev.vars`, KV
+//! namespaces (the KV API of spec §4 over `burrow_services::kv`) and queue producers (`send`,
+//! `sendBatch` over `burrow_services::queues`). The JavaScript classes live in
 //! the prelude; this file gives them their native calls.
 
 use std::sync::Arc;
 
 use burrow_services::kv::{KvNamespace, ListOptions, PutOptions};
+use burrow_services::queues::{BatchOptions, Body, ContentType, Queue, SendOptions, SendRequest};
 use bytes::Bytes;
 use rquickjs::function::{Async, Opt};
 use rquickjs::{ArrayBuffer, Ctx, Exception, Function, Object, Value};
@@ -30,6 +32,13 @@ pub(crate) fn env<'js>(
     for (name, value) in &script.secrets {
         env.set(name.as_str(), value.as_str())?;
     }
+    if !script.queues.is_empty() {
+        let make: Function = internals.get("queue")?;
+        for binding in script.queues.keys() {
+            let queue: Object = make.call((binding.as_str(),))?;
+            env.set(binding.as_str(), queue)?;
+        }
+    }
     if !script.kv.is_empty() {
         let make: Function = internals.get("kvNamespace")?;
         for binding in script.kv.keys() {
@@ -53,12 +62,106 @@ fn kv_error(ctx: &Ctx<'_>, error: burrow_services::kv::Error) -> rquickjs::Error
     Exception::throw_message(ctx, &error.to_string())
 }
 
-/// Adds the native KV calls to the prelude's `native` object.
+/// The queue producer of `binding`, or a JavaScript error.
+fn producer(ctx: &Ctx<'_>, script: &Script, binding: &str) -> rquickjs::Result<Queue> {
+    script
+        .queues
+        .get(binding)
+        .cloned()
+        .ok_or_else(|| Exception::throw_internal(ctx, &format!("no queue binding {binding:?}")))
+}
+
+/// A message body from the prelude: its content type and bytes.
+fn queue_body(
+    ctx: &Ctx<'_>,
+    content_type: &str,
+    bytes: &ArrayBuffer<'_>,
+) -> rquickjs::Result<Body> {
+    let content_type = ContentType::parse(content_type)
+        .map_err(|error| Exception::throw_type(ctx, &error.to_string()))?;
+    Ok(Body::new(
+        content_type,
+        Bytes::copy_from_slice(bytes.as_bytes().unwrap_or_default()),
+    ))
+}
+
+/// A `delaySeconds` option: a whole number of seconds (the queue checks the range).
+fn delay(value: Option<f64>) -> Option<u32> {
+    value
+        .filter(|v| v.is_finite())
+        .map(|v| v.clamp(0.0, f64::from(u32::MAX)) as u32)
+}
+
+/// Adds the native KV and queue calls to the prelude's `native` object.
 pub(crate) fn install_natives<'js>(
     ctx: &Ctx<'js>,
     native: &Object<'js>,
     script: &Arc<Script>,
 ) -> rquickjs::Result<()> {
+    let s = script.clone();
+    native.set(
+        "queueSend",
+        Function::new(
+            ctx.clone(),
+            Async(
+                move |ctx: Ctx<'js>,
+                      binding: String,
+                      content_type: String,
+                      bytes: ArrayBuffer<'js>,
+                      delay_seconds: Opt<Option<f64>>| {
+                    let queue = producer(&ctx, &s, &binding);
+                    let body = queue_body(&ctx, &content_type, &bytes);
+                    let options = SendOptions {
+                        delay_seconds: delay(delay_seconds.0.flatten()),
+                    };
+                    async move {
+                        queue?
+                            .send(body?, options)
+                            .await
+                            .map_err(|error| Exception::throw_message(&ctx, &error.to_string()))
+                    }
+                },
+            ),
+        )?,
+    )?;
+    let s = script.clone();
+    native.set(
+        "queueSendBatch",
+        Function::new(
+            ctx.clone(),
+            Async(
+                move |ctx: Ctx<'js>,
+                      binding: String,
+                      messages: rquickjs::Array<'js>,
+                      delay_seconds: Opt<Option<f64>>| {
+                    let queue = producer(&ctx, &s, &binding);
+                    let requests = (|| -> rquickjs::Result<Vec<SendRequest>> {
+                        let mut requests = Vec::with_capacity(messages.len());
+                        for message in messages.iter::<rquickjs::Array>() {
+                            let message = message?;
+                            let content_type: String = message.get(0)?;
+                            let bytes: ArrayBuffer = message.get(1)?;
+                            let message_delay: Option<f64> = message.get(2)?;
+                            requests.push(SendRequest {
+                                body: queue_body(&ctx, &content_type, &bytes)?,
+                                delay_seconds: delay(message_delay),
+                            });
+                        }
+                        Ok(requests)
+                    })();
+                    let options = BatchOptions {
+                        delay_seconds: delay(delay_seconds.0.flatten()),
+                    };
+                    async move {
+                        queue?
+                            .send_batch(requests?, options)
+                            .await
+                            .map_err(|error| Exception::throw_message(&ctx, &error.to_string()))
+                    }
+                },
+            ),
+        )?,
+    )?;
     let s = script.clone();
     native.set(
         "kvGet",

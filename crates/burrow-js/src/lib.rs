@@ -12,13 +12,15 @@ mod isolate;
 mod modules;
 mod script;
 mod typescript;
+mod watch;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use burrow_config::Worker;
 use burrow_http::{Body, Handler, LocalBoxFuture, MakeHandler};
@@ -99,6 +101,9 @@ pub struct JsWorker {
     secrets: Vec<(String, String)>,
     kv: Vec<(String, String)>,
     script: OnceLock<Arc<Script>>,
+    /// Bumped when a source file changes (`burrow dev`); isolates of an older generation are
+    /// replaced before their next event.
+    generation: Arc<AtomicU64>,
 }
 
 static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
@@ -155,7 +160,20 @@ impl JsWorker {
                 .map(|binding| (binding.binding.clone(), binding.namespace().to_owned()))
                 .collect(),
             script: OnceLock::new(),
+            generation: Arc::new(AtomicU64::new(0)),
         }))
+    }
+
+    /// Reloads the Worker when a file of its project changes (polled every `interval`; the
+    /// configuration files and `node_modules` are left out: a change there needs a restart).
+    /// The watcher thread ends when the Worker is dropped.
+    pub fn watch(self: &Arc<Self>, interval: Duration) -> std::io::Result<()> {
+        watch::start(Arc::downgrade(self), self.root.clone(), interval)
+    }
+
+    /// Starts a new generation: every shard loads the Worker afresh for its next event.
+    fn reload(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// The Worker's name.
@@ -163,9 +181,14 @@ impl JsWorker {
         &self.name
     }
 
-    /// Resolves the bindings against the running services and loads the Worker once (on a
+    /// Resolves the bindings against the running services (`queues`: the producer bindings the
+    /// server's queue service made) and loads the Worker once (on a
     /// thread of its own), so that a module error stops the start-up with the file and line.
-    pub fn start(&self, runtime: &Runtime) -> Result<(), Error> {
+    pub fn start(
+        &self,
+        runtime: &Runtime,
+        queues: BTreeMap<String, burrow_services::queues::Queue>,
+    ) -> Result<(), Error> {
         let kv = if self.kv.is_empty() {
             Default::default()
         } else {
@@ -184,6 +207,7 @@ impl JsWorker {
             vars: self.vars.clone(),
             secrets: self.secrets.clone(),
             kv,
+            queues,
         });
         check_loads(script.clone())?;
         let _ = self.script.set(script);
@@ -212,6 +236,7 @@ impl JsWorker {
             script,
             errors: self.errors,
             slot: RefCell::new(None),
+            generation: self.generation.clone(),
         });
         SHARDS.with(|shards| {
             let mut shards = shards.borrow_mut();
@@ -244,25 +269,35 @@ fn check_loads(script: Arc<Script>) -> Result<(), Error> {
 
 type Slot = Rc<tokio::sync::OnceCell<Result<Rc<Isolate>, String>>>;
 
-/// One Worker on one shard: its isolate, rebuilt after it goes over a limit.
+/// One Worker on one shard: its isolate, rebuilt after it goes over a limit or when the
+/// sources change.
 struct ShardWorker {
     script: Arc<Script>,
     errors: ErrorPages,
-    slot: RefCell<Option<Slot>>,
+    /// The isolate (or why it did not load), and the generation it was made for.
+    slot: RefCell<Option<(Slot, u64)>>,
+    generation: Arc<AtomicU64>,
 }
 
 impl ShardWorker {
     async fn isolate(&self) -> Result<Rc<Isolate>, String> {
+        let generation = self.generation.load(Ordering::Acquire);
         let slot = {
             let mut current = self.slot.borrow_mut();
-            let stale = match current.as_ref().and_then(|slot| slot.get()) {
-                Some(Ok(isolate)) => isolate.condemned().is_some(),
-                _ => false,
+            let stale = match current.as_ref() {
+                None => true,
+                Some((_, made_for)) if *made_for != generation => true,
+                Some((slot, _)) => {
+                    matches!(slot.get(), Some(Ok(isolate)) if isolate.condemned().is_some())
+                }
             };
-            if stale || current.is_none() {
-                *current = Some(Rc::default());
+            if stale {
+                *current = Some((Rc::default(), generation));
             }
-            current.clone().unwrap_or_default()
+            current
+                .as_ref()
+                .map(|(slot, _)| slot.clone())
+                .unwrap_or_default()
         };
         let script = self.script.clone();
         slot.get_or_init(|| async move { Isolate::create(script).await.map(Rc::new) })

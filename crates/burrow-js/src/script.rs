@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use burrow_services::kv::KvNamespace;
+use burrow_services::queues::Queue;
 
 /// The limits of one isolate and its events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,4 +47,6 @@ pub struct Script {
     pub(crate) secrets: Vec<(String, String)>,
     /// KV namespaces by binding name.
     pub(crate) kv: BTreeMap<String, KvNamespace>,
+    /// Queue producers by binding name.
+    pub(crate) queues: BTreeMap<String, Queue>,
 }

@@ -104,6 +104,22 @@ pub struct QueueGuest {
     pub(crate) handler: Option<Arc<dyn QueueHandler>>,
 }
 
+impl QueueGuest {
+    /// A guest with producer bindings only (the `burrow` binary's JavaScript Worker): the
+    /// returned `Env` receives the primary Worker's `[[queues.producers]]` when the queue service
+    /// starts, before the ingress handler is built; read them with [`Env::queue`].
+    pub fn producers() -> (QueueGuest, Env) {
+        let env = Env::new(Default::default(), Default::default());
+        (
+            QueueGuest {
+                env: Some(env.clone()),
+                handler: None,
+            },
+            env,
+        )
+    }
+}
+
 /// The node's queue service, as the server runs it.
 #[derive(Clone)]
 pub(crate) struct Service {

@@ -11,8 +11,12 @@ use std::sync::Arc;
 use burrow_config::LoadedConfig;
 use burrow_http::{MakeHandler, handler_fn, text_response};
 use burrow_js::{ErrorPages, JsWorker, Limits};
+use burrow_sdk::queue::QueueGuest;
 use burrow_sdk::server::{self, Guest, Mode, ServeOptions};
 use http::StatusCode;
+
+/// How often `burrow dev` looks for changed source files.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Runs the server until a shutdown signal, then shuts it down gracefully.
 pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow::Result<()> {
@@ -22,20 +26,38 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
             Mode::Serve => ErrorPages::Plain,
         };
         let worker = JsWorker::new(&loaded.primary, limits(&loaded), errors)?;
+        if options.watch {
+            worker.watch(WATCH_INTERVAL)?;
+        }
         let scheduled = worker.scheduled_handler();
+        let (queues, queue_env) = QueueGuest::producers();
+        let producers: Vec<String> = loaded
+            .primary
+            .config
+            .queue_producers
+            .iter()
+            .map(|producer| producer.binding.clone())
+            .collect();
         Guest {
             // JavaScript Durable Object classes arrive with the next step; their migrations
             // already apply.
             classes: Vec::new(),
             worker: Box::new(move |runtime| {
+                let mut queues = std::collections::BTreeMap::new();
+                for binding in producers {
+                    let queue = queue_env
+                        .queue(&binding)
+                        .map_err(|error| server::Error::Guest(error.to_string()))?;
+                    queues.insert(binding, queue);
+                }
                 worker
-                    .start(runtime)
+                    .start(runtime, queues)
                     .map_err(|error| server::Error::Guest(error.to_string()))?;
                 Ok(worker.handler())
             }),
             scheduled: Some(scheduled),
             workflows: None,
-            queues: Default::default(),
+            queues,
         }
     } else {
         let handler = no_worker();

@@ -416,3 +416,109 @@ export default {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn dev_reloads_the_worker_when_a_source_file_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "wrangler.toml",
+        "name = \"reloading\"\nmain = \"src/index.js\"\n",
+    );
+    write(
+        dir.path(),
+        "src/index.js",
+        "import { word } from './word.js';\nexport default { fetch() { return new Response(word); } };\n",
+    );
+    write(dir.path(), "src/word.js", "export const word = 'first';\n");
+    let mut server = dev(dir.path(), &dir.path().join("state"));
+    assert_eq!(get(&server, "/"), (200, "first".to_owned()));
+
+    // An imported module changes: the next requests see the new code, on every shard.
+    write(dir.path(), "src/word.js", "export const word = 'second';\n");
+    server.wait_for("source changed: reloading the Worker");
+    for _ in 0..4 {
+        assert_eq!(get(&server, "/"), (200, "second".to_owned()));
+    }
+
+    // A broken edit shows the error, the server stays up, and the fix is picked up.
+    write(dir.path(), "src/word.js", "export const word = ;\n");
+    server.wait_for("source changed: reloading the Worker");
+    let (status, page) = get(&server, "/");
+    assert_eq!(status, 500, "{page}");
+    assert!(page.contains("word.js:1"), "{page}");
+    write(dir.path(), "src/word.js", "export const word = 'third';\n");
+    server.wait_for("source changed: reloading the Worker");
+    assert_eq!(get(&server, "/"), (200, "third".to_owned()));
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn queue_producers_send_and_send_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "wrangler.toml",
+        "name = \"producer\"\nmain = \"index.js\"\n\
+         [[queues.producers]]\nbinding = \"JOBS\"\nqueue = \"jobs\"\n\
+         [[queues.consumers]]\nqueue = \"jobs\"\ntype = \"http_pull\"\n",
+    );
+    write(
+        dir.path(),
+        "index.js",
+        r#"
+export default {
+  async fetch(request, env) {
+    const path = new URL(request.url).pathname;
+    if (path === "/send") {
+      await env.JOBS.send({ job: 1 });
+      await env.JOBS.send("plain", { contentType: "text" });
+      await env.JOBS.sendBatch([{ body: { job: 2 } }, { body: new Uint8Array([1, 2, 3]), contentType: "bytes" }]);
+      return new Response("sent");
+    }
+    if (path === "/bad") {
+      try { await env.JOBS.send("x", { contentType: "yaml" }); } catch (e) { return new Response(`${e.name}: ${e.message}`); }
+    }
+    return new Response("?");
+  },
+};
+"#,
+    );
+    let server = dev(dir.path(), &dir.path().join("state"));
+    assert_eq!(get(&server, "/send"), (200, "sent".to_owned()));
+    let (status, text) = get(&server, "/bad");
+    assert_eq!(status, 200);
+    assert!(text.starts_with("TypeError"), "{text}");
+    let admin = format!("http://{}", server.admin);
+    let output = support::burrow(&[
+        "queues",
+        "pull",
+        "jobs",
+        "--batch-size",
+        "10",
+        "--admin",
+        &admin,
+    ]);
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    let pulled: serde_json::Value = serde_json::from_str(&support::stdout(&output)).expect("JSON");
+    let messages = pulled["messages"].as_array().expect("messages");
+    let mut types: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            m["metadata"]["CF-Content-Type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(types, ["bytes", "json", "json", "text"], "{pulled}");
+    let text_message = messages
+        .iter()
+        .find(|m| m["metadata"]["CF-Content-Type"] == "text")
+        .expect("text message");
+    assert_eq!(text_message["body"], "plain");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

@@ -375,6 +375,46 @@
     }
   }
 
+  // --- queue producers -----------------------------------------------------------------------
+  // Burrow has no V8 serializer: "v8" bodies (the Workers default) are stored as JSON.
+  function queueBody(body, contentType) {
+    const type = contentType === undefined ? "json" : String(contentType).toLowerCase();
+    switch (type) {
+      case "json":
+      case "v8":
+        if (body === undefined) throw new TypeError("Queue message body must not be undefined.");
+        return ["json", native.utf8Encode(JSON.stringify(body))];
+      case "text":
+        if (typeof body !== "string") throw new TypeError('Content type "text" requires a string body.');
+        return ["text", native.utf8Encode(body)];
+      case "bytes":
+        if (!(body instanceof ArrayBuffer) && !ArrayBuffer.isView(body)) {
+          throw new TypeError('Content type "bytes" requires an ArrayBuffer or ArrayBufferView body.');
+        }
+        return ["bytes", bytesOf(body).slice().buffer];
+      default:
+        throw new TypeError(`Unsupported queue message content type "${contentType}".`);
+    }
+  }
+  class WorkerQueue {
+    #binding;
+    constructor(binding) {
+      this.#binding = binding;
+    }
+    async send(body, options = {}) {
+      const [type, bytes] = queueBody(body, options.contentType);
+      await native.queueSend(this.#binding, type, bytes, options.delaySeconds === undefined ? null : Number(options.delaySeconds));
+    }
+    async sendBatch(messages, options = {}) {
+      const list = [];
+      for (const message of messages) {
+        const [type, bytes] = queueBody(message.body, message.contentType);
+        list.push([type, bytes, message.delaySeconds === undefined ? null : Number(message.delaySeconds)]);
+      }
+      await native.queueSendBatch(this.#binding, list, options.delaySeconds === undefined ? null : Number(options.delaySeconds));
+    }
+  }
+
   // --- events to Rust -------------------------------------------------------------------------
   function describe(error) {
     if (error instanceof Error) {
@@ -416,6 +456,7 @@
 
   const internals = {
     kvNamespace: (binding) => new KVNamespace(binding),
+    queue: (binding) => new WorkerQueue(binding),
     // The default export of the main module, once `load` has finished.
     current: undefined,
     // Waits for the main module's evaluation, then checks its exports.
