@@ -68,7 +68,12 @@
 //! }
 //! ```
 //!
-//! The runnable examples are in the repository's `examples/` (`counter`, `async_jobs`,
+//! - Hibernatable WebSockets ([`websocket`]): an object accepts an upgrade request with
+//!   [`ObjectContext::accept_websocket`] and handles its sockets' events in
+//!   [`DurableObject::websocket_message`] / `websocket_close` / `websocket_error`; the sockets stay
+//!   open while the object hibernates.
+//!
+//! The runnable examples are in the repository's `examples/` (`counter`, `async_jobs`, `chat`,
 //! `bench_app`): `cargo run --release --example counter`.
 //!
 //! [`server`] is the start-up path itself (engine, migrations, shards, runtime, listeners,
