@@ -139,6 +139,17 @@
     });
   }
 
+  // Response.json with workerd's content type (llrt adds ";charset=UTF-8").
+  Object.defineProperty(Response, "json", {
+    value: function json(data, init = {}) {
+      const headers = new Headers(init.headers);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      return new Response(JSON.stringify(data), { status: init.status, statusText: init.statusText, headers });
+    },
+    configurable: true,
+    writable: true,
+  });
+
   // --- encoding -------------------------------------------------------------------------------
   function bytesOf(input) {
     if (input === undefined) return new Uint8Array(0);
