@@ -522,3 +522,72 @@ export default {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// examples/hono: an unmodified Hono app (hono from npm in its node_modules, which
+/// `scripts/install-clients` installs) with routing, JSON bodies, middleware and a KV binding.
+#[test]
+fn the_hono_example_routes_json_middleware_and_kv() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hono");
+    if !example.join("node_modules/hono/package.json").is_file() {
+        let hint =
+            "run `scripts/install-clients` (as .ci/run does) to install hono into examples/hono";
+        if std::env::var_os("CI").is_some() {
+            panic!("hono is not installed, and CI is set: {hint}");
+        }
+        eprintln!("\n!!!!! SKIPPED: hono is not installed; {hint} !!!!!\n");
+        return;
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let server = dev(&example, state.path());
+    let (status, response) = http(server.ingress, "GET", "/", &[]);
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(body(&response), "Hono on Burrow");
+    let lower = response.to_ascii_lowercase();
+    assert!(
+        lower.contains("x-service: notes"),
+        "our middleware: {response}"
+    );
+    assert!(
+        lower.contains("x-frame-options: sameorigin"),
+        "secureHeaders: {response}"
+    );
+
+    let (status, created) = send(
+        server.ingress,
+        "POST",
+        "/notes",
+        &[("content-type", "application/json")],
+        br#"{"text": "buy milk"}"#,
+    );
+    assert_eq!(status, 201, "{created}");
+    let note: serde_json::Value = serde_json::from_str(&created).expect("JSON");
+    assert_eq!(note["text"], "buy milk");
+    let id = note["id"].as_str().expect("id");
+    let (status, fetched) = get(&server, &format!("/notes/{id}"));
+    assert_eq!(status, 200, "{fetched}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&fetched).expect("JSON"),
+        note
+    );
+    let (status, listed) = get(&server, "/notes");
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&listed).expect("JSON")["notes"],
+        serde_json::json!([note])
+    );
+    let (status, refused) = send(server.ingress, "POST", "/notes", &[], b"{}");
+    assert_eq!(
+        (status, refused.as_str()),
+        (400, r#"{"error":"text is required"}"#)
+    );
+    assert_eq!(
+        get(&server, "/notes/missing"),
+        (404, r#"{"error":"not found"}"#.to_owned())
+    );
+    assert_eq!(
+        get(&server, "/nope"),
+        (404, r#"{"error":"no route for /nope"}"#.to_owned())
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

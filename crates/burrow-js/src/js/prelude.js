@@ -139,16 +139,68 @@
     });
   }
 
-  // Response.json with workerd's content type (llrt adds ";charset=UTF-8").
-  Object.defineProperty(Response, "json", {
-    value: function json(data, init = {}) {
+  // Response.body: llrt's is always undefined, and `new Response(response.body, response)` (how
+  // routers such as Hono change headers) must keep the body. Bodies are buffered in Burrow, so
+  // `body` hands out the value the Response was built from, readable once through getReader().
+  const NativeResponse = g.Response;
+  const bodySources = new WeakMap();
+  class BufferedBody {
+    #source;
+    #locked = false;
+    constructor(source) {
+      this.#source = source;
+    }
+    get locked() {
+      return this.#locked;
+    }
+    static sourceOf(body) {
+      return #source in body ? body.#source : body;
+    }
+    getReader() {
+      if (this.#locked) throw new TypeError("This ReadableStream is currently locked to a reader.");
+      this.#locked = true;
+      const source = this.#source;
+      let done = false;
+      return {
+        async read() {
+          if (done) return { done: true, value: undefined };
+          done = true;
+          return { done: false, value: new Uint8Array(await new NativeResponse(source).arrayBuffer()) };
+        },
+        releaseLock() {},
+        cancel() {
+          done = true;
+          return Promise.resolve();
+        },
+        closed: Promise.resolve(),
+      };
+    }
+  }
+  class Response extends NativeResponse {
+    constructor(body, init) {
+      const source = body instanceof BufferedBody ? BufferedBody.sourceOf(body) : body;
+      // llrt's constructor takes a missing argument, not an explicit undefined.
+      if (init !== undefined && init !== null) super(source, init);
+      else if (source !== undefined) super(source);
+      else super();
+      if (source !== undefined && source !== null) bodySources.set(this, source);
+    }
+    get body() {
+      const source = bodySources.get(this);
+      return source === undefined ? null : new BufferedBody(source);
+    }
+    // Responses from fetch() are llrt's own: they are Responses too.
+    static [Symbol.hasInstance](value) {
+      return value instanceof NativeResponse;
+    }
+    // workerd's content type (llrt adds ";charset=UTF-8").
+    static json(data, init = {}) {
       const headers = new Headers(init.headers);
       if (!headers.has("content-type")) headers.set("content-type", "application/json");
       return new Response(JSON.stringify(data), { status: init.status, statusText: init.statusText, headers });
-    },
-    configurable: true,
-    writable: true,
-  });
+    }
+  }
+  g.Response = Response;
 
   // --- encoding -------------------------------------------------------------------------------
   function bytesOf(input) {
