@@ -444,8 +444,9 @@ impl Schedule {
     /// fires, as epoch milliseconds; `None` if it never fires.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         let first_minute = after_ms.div_euclid(MILLIS_PER_MINUTE).checked_add(1)?;
+        // The minute may exist while its first millisecond is past `i64::MAX`: no such time.
         self.next_from_minute(first_minute)
-            .map(|minute| minute * MILLIS_PER_MINUTE)
+            .and_then(|minute| minute.checked_mul(MILLIS_PER_MINUTE))
     }
 
     /// Whether the schedule fires in the minute that contains `epoch_ms`.

@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-/// Parses a dotenv text into key-value pairs.
-pub(crate) fn parse(text: &str) -> BTreeMap<String, String> {
+/// Parses a dotenv text (a `.dev.vars` file) into key-value pairs.
+pub fn parse(text: &str) -> BTreeMap<String, String> {
     let text = text.replace("\r\n", "\n");
     let mut values = BTreeMap::new();
     let mut rest = text.as_str();

@@ -37,6 +37,7 @@ pub mod model;
 mod reader;
 mod schema;
 
+pub use dotenv::parse as parse_dev_vars;
 pub use error::{Error, Problem};
 pub use load::{
     CONFIG_FILE_NAMES, Format, LoadOptions, LoadedConfig, Worker, find_config, load_dir,

@@ -272,3 +272,14 @@ fn equal_schedules_compare_equal() {
     assert_eq!(parse("0 */12 * * *"), parse("0 0,12 * * *"));
     assert_ne!(parse("0 9 * * MON"), parse("0 9 * * TUE"));
 }
+
+/// Found by the cron fuzz target: `next_after` near `i64::MAX` multiplied a minute past the end
+/// of the representable range (a panic in debug builds, a wrapped earlier time in release).
+#[test]
+fn next_after_at_the_end_of_time_is_none_not_an_overflow() {
+    let every_minute = cron::parse("* * * * *").expect("valid");
+    let last_minute = i64::MAX / 60_000 * 60_000;
+    assert_eq!(every_minute.next_after(i64::MAX), None);
+    assert_eq!(every_minute.next_after(last_minute), None);
+    assert_eq!(every_minute.next_after(last_minute - 1), Some(last_minute));
+}

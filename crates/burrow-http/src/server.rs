@@ -19,6 +19,7 @@
 //!   fails inside the handler (with [`crate::BodyError::TooLarge`]) and the response is replaced
 //!   by the same 413. The request head must arrive within
 //!   [`ServerOptions::header_read_timeout`], so idle half-open clients cannot pin descriptors.
+//!   A client that half-closes after sending its request still gets the response.
 //! - Upgrades: a request that says `Upgrade: websocket` carries a
 //!   [`websocket::Upgrade`](crate::websocket::Upgrade) in its extensions, which a handler on any
 //!   shard may accept (see [`crate::websocket`]). Open WebSockets are capped separately, by
@@ -519,7 +520,10 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        // A client may shut down its sending half once its request is out (`nc -N`, HTTP/1.0
+        // tools); it still gets its response. Without this hyper drops the connection on EOF.
+        .half_close(true);
     // With upgrades, the connection future ends once hyper hands an upgraded connection over.
     let mut connection = pin!(
         builder

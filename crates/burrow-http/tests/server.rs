@@ -411,3 +411,23 @@ async fn a_panicking_handler_answers_500_and_the_connection_lives_on() {
     server.shutdown(Duration::from_secs(5)).await;
     shards.shutdown(Duration::from_secs(5));
 }
+
+/// Found by the ingress fuzz target: a client that shut down its sending half right after its
+/// request (as `nc -N` does) got the connection closed without a response.
+#[test]
+fn a_request_followed_by_a_half_close_is_answered() {
+    let shards = Shards::start(1).expect("shards");
+    let server = start(&shards, ServerOptions::ingress(), echo_handler());
+    let mut stream = TcpStream::connect(server.local_addr()).expect("connect");
+    stream.set_read_timeout(Some(STEP)).expect("timeout");
+    stream
+        .write_all(b"POST /half HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+        .expect("write");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half close");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");
+    assert!(response.ends_with("/half 3"), "{response:?}");
+}

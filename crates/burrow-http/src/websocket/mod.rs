@@ -93,3 +93,56 @@ impl Error {
         }
     }
 }
+
+/// What [`decode_client_bytes`] read before the input ended, the first close frame, or an error.
+#[doc(hidden)]
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// Complete data messages, in order.
+    pub messages: Vec<Message>,
+    /// Ping and pong frames.
+    pub control_frames: usize,
+    /// The close frame's code, if one arrived (`Some(None)`: a close frame without a code).
+    pub close: Option<Option<u16>>,
+}
+
+/// Runs the socket's frame reader over bytes a client sent, fed in pieces of the given sizes
+/// (cycled; zero counts as one), as the driver would feed what each read returned. Reading stops
+/// at the first close frame, as the driver does. For the fuzz harnesses: the result must not
+/// depend on the piece sizes.
+#[doc(hidden)]
+pub fn decode_client_bytes(
+    input: &[u8],
+    pieces: &[usize],
+    max_message_bytes: usize,
+) -> Result<Decoded, Error> {
+    let mut reader = reader::Reader::new(max_message_bytes);
+    let mut decoded = Decoded {
+        messages: Vec::new(),
+        control_frames: 0,
+        close: None,
+    };
+    let mut at = 0;
+    let mut piece = pieces.iter().copied().cycle();
+    while at < input.len() {
+        let size = piece.next().unwrap_or(input.len()).max(1);
+        let end = (at + size).min(input.len());
+        while at < end {
+            let (used, item) = reader.feed(&input[at..end])?;
+            at += used;
+            if used == 0 && item.is_none() {
+                break;
+            }
+            match item {
+                Some(reader::Item::Message(message)) => decoded.messages.push(message),
+                Some(reader::Item::Ping(_) | reader::Item::Pong) => decoded.control_frames += 1,
+                Some(reader::Item::Close(frame)) => {
+                    decoded.close = Some(frame.map(|frame| frame.code));
+                    return Ok(decoded);
+                }
+                None => {}
+            }
+        }
+    }
+    Ok(decoded)
+}
