@@ -400,8 +400,12 @@ impl ShardHost {
                     .record_alarm_lag(u64::try_from(now.saturating_sub(at)).unwrap_or(0));
             }
         }
-        // While the handler runs, getAlarm() is null unless the handler sets a new one.
-        cell.with_db(|db| db.set_alarm(None))?;
+        // While the handler runs, getAlarm() is null unless the handler sets a new one
+        // (`Storage::get_alarm`). The alarm itself stays stored until the handler ends: alarms
+        // are at-least-once, and a node that dies in the middle of the handler must run it again
+        // after the restart. (Clearing it first let the clearing commit with the handler's first
+        // writes, and a kill -9 during the handler's awaits then lost the alarm for good; the
+        // crash soak found workflow instances stuck in `queued` that way.)
         cell.alarm_running.set(true);
         cell.alarm_set_during_run.set(false);
         let result = match cell.instance() {
@@ -419,6 +423,10 @@ impl ShardHost {
             Err(error) => Err(error),
         };
         cell.alarm_running.set(false);
+        if !cell.alarm_set_during_run.get() {
+            // Done (or failed, and rescheduled below): the alarm that ran is spent.
+            cell.with_db(|db| db.set_alarm(None))?;
+        }
         if let Err(error) = &result {
             let options = &self.runtime.options;
             let attempts = retry_count + 1;

@@ -432,8 +432,13 @@ impl Storage {
         self.cell.with_db(f)
     }
 
-    /// The scheduled alarm, in epoch milliseconds.
+    /// The scheduled alarm, in epoch milliseconds. While the alarm handler runs it is `None`
+    /// unless the handler set a new one, as on Cloudflare, although the running alarm stays
+    /// stored until the handler ends (so that a crash in the middle runs it again).
     pub fn get_alarm(&self) -> Result<Option<i64>, ObjectError> {
+        if self.cell.alarm_running.get() && !self.cell.alarm_set_during_run.get() {
+            return Ok(None);
+        }
         self.with(|db| db.get_alarm())
     }
 
@@ -460,6 +465,9 @@ impl Storage {
     /// Deletes every key, table and the alarm, atomically.
     pub fn delete_all(&self) -> Result<(), ObjectError> {
         self.with(|db| db.delete_all())?;
+        if self.cell.alarm_running.get() {
+            self.cell.alarm_set_during_run.set(true);
+        }
         self.cell.host().cancel_alarm(&self.cell.key);
         Ok(())
     }

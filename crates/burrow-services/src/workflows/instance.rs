@@ -64,6 +64,7 @@ impl ObjectClass for InstanceClass {
             run: RefCell::new(None),
             generation: Cell::new(0),
             requesting_slot: Cell::new(false),
+            slot_request_done: Rc::new(tokio::sync::Notify::new()),
         }))
     }
 }
@@ -81,6 +82,8 @@ struct Instance {
     /// Bumped whenever a run starts or is cancelled; a run that finds it changed is stale.
     generation: Cell<u64>,
     requesting_slot: Cell<bool>,
+    /// Notified when a slot request ends (see `alarm`).
+    slot_request_done: Rc<tokio::sync::Notify>,
 }
 
 /// How many times a report to the registry is retried before it is left to `recover`.
@@ -200,6 +203,7 @@ impl Instance {
         self.ctx.wait_until(async move {
             this.request_slot_now().await;
             this.requesting_slot.set(false);
+            this.slot_request_done.notify_waiters();
         });
     }
 
@@ -680,6 +684,18 @@ impl ObjectInstance for Instance {
     }
 
     fn alarm(self: Rc<Self>, _info: AlarmInfo) -> LocalBoxFuture<'static, Result<(), ObjectError>> {
-        Box::pin(async move { self.alarm_now() })
+        Box::pin(async move {
+            self.alarm_now()?;
+            // A wake-up saves `queued` and then asks the registry for a slot. Until the registry
+            // has the request, nothing else would ever ask again after a crash (the registry
+            // only re-dispatches instances holding a slot or never initialised), so the alarm
+            // ends only after the request did: if the node dies first, the alarm fires again
+            // after the restart and asks again. (Found by the crash soak: instances stuck in
+            // `queued` forever.)
+            while self.requesting_slot.get() {
+                self.slot_request_done.notified().await;
+            }
+            Ok(())
+        })
     }
 }
