@@ -7,6 +7,7 @@ mod load;
 mod objects;
 mod process;
 mod queues;
+mod soak;
 mod stats;
 mod storage;
 mod websockets;
@@ -99,6 +100,25 @@ enum Bench {
         #[arg(long, value_name = "PATH")]
         app: Option<PathBuf>,
     },
+    /// The whole-system crash soak: examples/soak under a mixed load, `kill -9` at random moments,
+    /// restart, and every invariant checked against the client's log of acknowledged operations.
+    Soak {
+        /// At least 20 cycles and 10,000 acknowledged operations (under 300 s).
+        #[arg(long)]
+        quick: bool,
+        /// A prebuilt soak executable (default: build it with cargo).
+        #[arg(long, value_name = "PATH")]
+        app: Option<PathBuf>,
+        /// Where the data directory goes (default: a temporary directory under ./target).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The seed of the kill times and the operation mix (default: random, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Exactly this many cycles, whatever the operation count (the CI test's short soak).
+        #[arg(long, conflicts_with = "quick")]
+        cycles: Option<usize>,
+    },
     /// The HTTP load generator the other benchmarks start as a separate process.
     Load(load::Args),
     /// The WebSocket clients the websockets benchmark starts as a separate process.
@@ -141,6 +161,19 @@ fn main() -> anyhow::Result<()> {
             dir,
         }),
         Bench::Websockets { quick, app } => websockets::run(websockets::Options { quick, app }),
+        Bench::Soak {
+            quick,
+            app,
+            dir,
+            seed,
+            cycles,
+        } => soak::run(soak::Options {
+            quick,
+            app,
+            dir,
+            seed,
+            cycles,
+        }),
         Bench::Load(args) => load::main(args),
         Bench::WsClients(args) => websockets::clients::main(args),
     }

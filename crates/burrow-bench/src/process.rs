@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -278,6 +279,19 @@ impl Server {
         peak_rss_bytes(self.pid())
     }
 
+    /// `kill -9`: SIGKILL at once, then reaps the process.
+    pub(crate) fn kill(mut self) -> anyhow::Result<()> {
+        let mut child = self
+            .guard
+            .child
+            .take()
+            .context("the server was already stopped")?;
+        child.kill()?;
+        child.wait()?;
+        live().pids.retain(|pid| *pid != child.id());
+        Ok(())
+    }
+
     /// Stops the server; fails if it did not exit cleanly.
     pub(crate) fn stop(self) -> anyhow::Result<()> {
         let name = self.guard.name.clone();
@@ -336,15 +350,44 @@ fn status_bytes(pid: u32, field: &str) -> anyhow::Result<u64> {
 
 /// A one-shot `GET` on a fresh connection: the status code and body.
 pub(crate) fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(port, "GET", path, "", Duration::from_secs(5))
+}
+
+/// A one-shot request on a fresh connection: the status code and body. `read_timeout` bounds
+/// each read of the response.
+pub(crate) fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    read_timeout: Duration,
+) -> std::io::Result<(u16, String)> {
+    http_request_counted(port, method, path, body, read_timeout, &AtomicUsize::new(0))
+}
+
+/// [`http_request`], counting the request in `outstanding` from the moment it has been written
+/// until its response has been read (or the read failed).
+pub(crate) fn http_request_counted(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    read_timeout: Duration,
+    outstanding: &AtomicUsize,
+) -> std::io::Result<(u16, String)> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_read_timeout(Some(read_timeout))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
+    outstanding.fetch_add(1, Ordering::SeqCst);
     let mut response = Vec::new();
-    stream.take(1 << 20).read_to_end(&mut response)?;
+    let read = stream.take(1 << 20).read_to_end(&mut response);
+    outstanding.fetch_sub(1, Ordering::SeqCst);
+    read?;
     let text = String::from_utf8_lossy(&response);
     let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
     let (head, body) = text.split_once("\r\n\r\n").ok_or_else(invalid)?;
