@@ -13,7 +13,7 @@
 use crate::stats::Samples;
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
@@ -68,6 +68,9 @@ pub(crate) struct Args {
     /// Seed for the random choice of values.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
+    /// A file whose bytes are the body of every request (sent as `application/json`).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) body_file: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -82,7 +85,14 @@ impl Args {
             each: false,
             retries: 0,
             seed: 1,
+            body_file: None,
         }
+    }
+
+    /// Sends the bytes of `file` as every request's body.
+    pub(crate) fn body_file(mut self, file: &std::path::Path) -> Self {
+        self.body_file = Some(file.to_owned());
+        self
     }
 
     /// Ignores the requests of the first `warmup`.
@@ -111,6 +121,9 @@ impl Args {
         ];
         if self.each {
             line.push("--each".to_owned());
+        }
+        if let Some(file) = &self.body_file {
+            line.push(format!("--body-file={}", file.display()));
         }
         line
     }
@@ -323,6 +336,8 @@ impl Target {
 struct Plan {
     target: Target,
     method: Method,
+    /// Every request's body (empty: none).
+    body: Bytes,
     each: bool,
     retries: u32,
     /// With `each`: the index of the next value to request.
@@ -351,9 +366,16 @@ impl Tally {
 async fn drive(args: Args, target: Target, method: Method) -> anyhow::Result<Report> {
     let start = Instant::now();
     let warmup_end = start + Duration::from_millis(args.warmup_ms);
+    let body = match &args.body_file {
+        Some(file) => {
+            Bytes::from(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?)
+        }
+        None => Bytes::new(),
+    };
     let plan = Arc::new(Plan {
         target,
         method,
+        body,
         each: args.each,
         retries: args.retries,
         next: AtomicU64::new(0),
@@ -398,7 +420,7 @@ async fn drive(args: Args, target: Target, method: Method) -> anyhow::Result<Rep
     })
 }
 
-async fn connect(authority: &str) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
+async fn connect(authority: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(authority).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
@@ -413,7 +435,7 @@ async fn connect(authority: &str) -> anyhow::Result<SendRequest<Empty<Bytes>>> {
 async fn connection_loop(plan: Arc<Plan>, seed: u64) -> Tally {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut tally = Tally::default();
-    let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
     // With `each`: a value whose request failed, and how many times it has.
     let mut retry: Option<(Option<u64>, u32)> = None;
     while Instant::now() < plan.deadline {
@@ -448,12 +470,14 @@ async fn connection_loop(plan: Arc<Plan>, seed: u64) -> Tally {
                 .map(|(low, high)| rng.random_range(low..=high));
             (value, 0)
         };
-        let request = match Request::builder()
+        let mut builder = Request::builder()
             .method(plan.method.clone())
             .uri(plan.target.path(value))
-            .header(hyper::header::HOST, &plan.target.authority)
-            .body(Empty::new())
-        {
+            .header(hyper::header::HOST, &plan.target.authority);
+        if !plan.body.is_empty() {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = match builder.body(Full::new(plan.body.clone())) {
             Ok(request) => request,
             Err(error) => {
                 tally.error(format!("building the request: {error}"));

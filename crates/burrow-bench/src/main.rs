@@ -2,6 +2,7 @@
 //!
 //! Every benchmark ends with one `RESULT <name> key=value ...` line; scripts parse that line.
 
+mod js;
 mod kv;
 mod load;
 mod objects;
@@ -119,6 +120,16 @@ enum Bench {
         #[arg(long, conflicts_with = "quick")]
         cycles: Option<usize>,
     },
+    /// JavaScript Workers: bench/js/worker.js under Burrow and under workerd (from npm), hello
+    /// and 1 KB JSON at 32 connections, and the cold start of a 1 MB bundle.
+    Js {
+        /// A short run (under 120 s once built).
+        #[arg(long)]
+        quick: bool,
+        /// A prebuilt burrow executable (default: build it with cargo).
+        #[arg(long, value_name = "PATH")]
+        burrow: Option<PathBuf>,
+    },
     /// The HTTP load generator the other benchmarks start as a separate process.
     Load(load::Args),
     /// The WebSocket clients the websockets benchmark starts as a separate process.
@@ -174,6 +185,7 @@ fn main() -> anyhow::Result<()> {
             seed,
             cycles,
         }),
+        Bench::Js { quick, burrow } => js::run(js::Options { quick, burrow }),
         Bench::Load(args) => load::main(args),
         Bench::WsClients(args) => websockets::clients::main(args),
     }
