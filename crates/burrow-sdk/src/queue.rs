@@ -237,6 +237,44 @@ const BATCH_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages/ba
 const PULL_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages/pull";
 const ACK_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages/ack";
 const PURGE_PATH: &str = "/client/v4/accounts/:account/queues/:queue/purge";
+const CONSUMERS_PATH: &str = "/client/v4/accounts/:account/queues/:queue/consumers";
+
+/// Cloudflare's consumer objects for every `[[queues.consumers]]` of every loaded Worker, with
+/// the queue they consume.
+fn consumers(loaded: &LoadedConfig) -> Vec<(String, serde_json::Value)> {
+    let mut result = Vec::new();
+    for worker in loaded.workers() {
+        for consumer in &worker.config.queue_consumers {
+            let kind = match consumer.kind {
+                ConsumerKind::Worker => "worker",
+                ConsumerKind::HttpPull => "http_pull",
+            };
+            let mut settings = serde_json::json!({
+                "batch_size": consumer.max_batch_size,
+                "max_retries": consumer.max_retries,
+                "max_wait_time_ms": consumer.max_batch_timeout_ms,
+                "max_concurrency": consumer.max_concurrency,
+                "retry_delay": consumer.retry_delay_seconds.unwrap_or(0),
+            });
+            if consumer.kind == ConsumerKind::HttpPull {
+                settings["visibility_timeout_ms"] =
+                    serde_json::json!(consumer.visibility_timeout_ms.unwrap_or(30_000));
+            }
+            let mut object = serde_json::json!({
+                "consumer_id": format!("{}-{}", worker.name(), consumer.queue),
+                "queue_name": consumer.queue,
+                "type": kind,
+                "settings": settings,
+                "dead_letter_queue": consumer.dead_letter_queue,
+            });
+            if consumer.kind == ConsumerKind::Worker {
+                object["script"] = serde_json::json!(worker.name());
+            }
+            result.push((consumer.queue.clone(), object));
+        }
+    }
+    result
+}
 
 fn api_error(error: Error) -> ApiError {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -244,7 +282,30 @@ fn api_error(error: Error) -> ApiError {
 }
 
 /// Adds the Queues routes to the admin router.
-pub(crate) fn admin_routes(router: &mut AdminRouter, service: &Service) {
+pub(crate) fn admin_routes(router: &mut AdminRouter, service: &Service, loaded: &LoadedConfig) {
+    // Consumers and their settings come from the configuration: changing them means changing
+    // `[[queues.consumers]]` and restarting, so this list is read-only.
+    let configured = Arc::new(consumers(loaded));
+    let api = service.api.clone();
+    router.route(Method::GET, CONSUMERS_PATH, move |request| {
+        let api = api.clone();
+        let configured = Arc::clone(&configured);
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            let info = api.get(&queue).await.map_err(api_error)?;
+            let name = info["queue_name"].as_str().unwrap_or_default();
+            let result: Vec<serde_json::Value> = configured
+                .iter()
+                .filter(|(consumed, _)| consumed == name)
+                .map(|(_, consumer)| {
+                    let mut consumer = consumer.clone();
+                    consumer["queue_id"] = info["queue_id"].clone();
+                    consumer
+                })
+                .collect();
+            Ok(admin::success(result))
+        }
+    });
     let api = service.api.clone();
     router.route(Method::GET, QUEUES_PATH, move |request| {
         let api = api.clone();

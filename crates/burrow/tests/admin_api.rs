@@ -412,6 +412,33 @@ fn every_endpoint_fails_in_cloudflares_shape() {
     api.fails("POST", "/queues", b"{}", 400, 6007);
     api.fails("GET", "/queues?page=zero", b"", 400, 99400);
 
+    // Consumer settings, from the configuration, by queue id or name.
+    let queue_id = api.ok("GET", "/queues", b"")["result"][0]["queue_id"]
+        .as_str()
+        .expect("queue id")
+        .to_owned();
+    for queue in [queue_id.as_str(), "jobs"] {
+        let consumers = api.ok("GET", &format!("/queues/{queue}/consumers"), b"");
+        let consumer = &consumers["result"][0];
+        assert_eq!(consumer["type"], "http_pull", "{consumers}");
+        assert_eq!(consumer["queue_id"], queue_id.as_str(), "{consumers}");
+        assert_eq!(
+            consumer["settings"],
+            json!({
+                "batch_size": 10,
+                "max_retries": 3,
+                "max_wait_time_ms": 5000,
+                "max_concurrency": null,
+                "retry_delay": 0,
+                "visibility_timeout_ms": 30000,
+            }),
+            "{consumers}"
+        );
+    }
+    let (status, value) = api.call("GET", "/queues/nope/consumers", b"");
+    assert_eq!(status, 404, "{value}");
+    assert_eq!(value["success"], false, "{value}");
+
     // Unknown routes and methods (this project declares no workflows, so they have no routes).
     api.fails("GET", "/workflows/nope/instances", b"", 404, 7003);
     api.fails("GET", "/no/such/path", b"", 404, 7003);

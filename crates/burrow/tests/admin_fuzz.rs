@@ -103,6 +103,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/queues"),
     ("GET", "/queues/{queue}"),
     ("GET", "/queues/{queue}/metrics"),
+    ("GET", "/queues/{queue}/consumers"),
     ("POST", "/queues/{queue}/messages"),
     ("POST", "/queues/{queue}/messages/batch"),
     ("POST", "/queues/{queue}/messages/pull"),

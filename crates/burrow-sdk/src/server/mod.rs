@@ -536,7 +536,7 @@ fn serve_listeners(
     if let Some(workflows) = services.workflows {
         crate::workflow::admin_routes(&mut router, loaded, workflows);
     }
-    crate::queue::admin_routes(&mut router, services.queues);
+    crate::queue::admin_routes(&mut router, services.queues, loaded);
     let auth = AdminAuth::new(options.api_tokens.iter().cloned());
     let admin =
         burrow_http::serve_admin(admin_listener, shards, router, auth, ServerOptions::admin())?;
