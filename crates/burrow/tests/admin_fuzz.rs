@@ -11,11 +11,10 @@ mod support;
 
 use std::time::Duration;
 
-use burrow_sdk::server::{Flags, Mode, ServeOptions};
 use burrow_sdk::workflow::{WaitOptions, WorkflowEntrypoint};
 use burrow_sdk::{App, Env, WorkflowError, WorkflowEvent, WorkflowStep};
 use serde_json::{Value, json};
-use support::{send, write};
+use support::{app_options, send};
 
 const TOKEN: &str = "fuzz-token";
 
@@ -374,17 +373,7 @@ fn random_and_malformed_requests_never_get_a_5xx() {
         .and_then(|text| text.parse().ok())
         .unwrap_or(5_000);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(dir.path(), "wrangler.toml", CONFIG);
-    let loaded = burrow_config::load_files(&[config], &burrow_config::LoadOptions::default())
-        .expect("config loads");
-    let flags = Flags {
-        port: Some(0),
-        admin_address: Some("127.0.0.1:0".parse().expect("address")),
-        persist_to: Some(dir.path().join("data")),
-        ..Flags::default()
-    };
-    let mut options = ServeOptions::resolve(&loaded, &flags, Mode::Serve).expect("options");
-    options.api_tokens = vec![TOKEN.to_owned()];
+    let (loaded, options) = app_options(dir.path(), CONFIG, &[TOKEN]);
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -7,10 +7,9 @@ mod support;
 
 use std::time::Duration;
 
-use burrow_sdk::server::{Flags, Mode, ServeOptions};
 use burrow_sdk::{App, DurableObject, Env, ObjectContext, Request, Response, Result};
 use serde_json::Value;
-use support::{burrow, send, stderr, stdout, write};
+use support::{app_options, burrow, send, stderr, stdout};
 
 /// Writes one row when asked.
 pub struct Note {
@@ -57,17 +56,7 @@ const TOKEN: &str = "objects-token";
 #[test]
 fn objects_are_listed_by_namespace_with_a_cursor() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(dir.path(), "wrangler.toml", CONFIG);
-    let loaded = burrow_config::load_files(&[config], &burrow_config::LoadOptions::default())
-        .expect("config loads");
-    let flags = Flags {
-        port: Some(0),
-        admin_address: Some("127.0.0.1:0".parse().expect("address")),
-        persist_to: Some(dir.path().join("data")),
-        ..Flags::default()
-    };
-    let mut options = ServeOptions::resolve(&loaded, &flags, Mode::Serve).expect("options");
-    options.api_tokens = vec![TOKEN.to_owned()];
+    let (loaded, options) = app_options(dir.path(), CONFIG, &[TOKEN]);
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

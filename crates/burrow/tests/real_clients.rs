@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use burrow_sdk::server::{Flags, Mode, ServeOptions};
 use burrow_sdk::workflow::{WaitOptions, WorkflowEntrypoint};
 use burrow_sdk::{App, Env, WorkflowError, WorkflowEvent, WorkflowStep};
 use serde_json::{Value, json};
-use support::{command, start, stderr, stdout, text, write};
+use support::{app_options, command, start, stderr, stdout, text, write};
 
 const TOKEN: &str = "real-clients-token";
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
@@ -328,17 +327,7 @@ class_name = "Approval"
 fn wrangler_drives_workflow_instances() {
     let Some(wrangler) = wrangler() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(dir.path(), "wrangler.toml", WORKFLOW_CONFIG);
-    let loaded = burrow_config::load_files(&[config], &burrow_config::LoadOptions::default())
-        .expect("config loads");
-    let flags = Flags {
-        port: Some(0),
-        admin_address: Some("127.0.0.1:0".parse().expect("address")),
-        persist_to: Some(dir.path().join("data")),
-        ..Flags::default()
-    };
-    let mut options = ServeOptions::resolve(&loaded, &flags, Mode::Serve).expect("options");
-    options.api_tokens = vec![TOKEN.to_owned()];
+    let (loaded, options) = app_options(dir.path(), WORKFLOW_CONFIG, &[TOKEN]);
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

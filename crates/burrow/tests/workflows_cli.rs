@@ -6,11 +6,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use burrow_sdk::server::{Flags, Mode, ServeOptions};
 use burrow_sdk::workflow::{WaitOptions, WorkflowEntrypoint};
 use burrow_sdk::{App, Env, WorkflowError, WorkflowEvent, WorkflowStep};
 use serde_json::{Value, json};
-use support::{burrow, stderr, stdout, write};
+use support::{app_options, burrow, stderr, stdout};
 
 /// Greets, then waits for an `approval` event, then finishes.
 struct Approval;
@@ -56,16 +55,7 @@ class_name = "Approval"
 #[test]
 fn workflow_verbs_drive_instances_through_the_admin_api() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write(dir.path(), "wrangler.toml", CONFIG);
-    let loaded = burrow_config::load_files(&[config], &burrow_config::LoadOptions::default())
-        .expect("config loads");
-    let flags = Flags {
-        port: Some(0),
-        admin_address: Some("127.0.0.1:0".parse().expect("address")),
-        persist_to: Some(dir.path().join("data")),
-        ..Flags::default()
-    };
-    let options = ServeOptions::resolve(&loaded, &flags, Mode::Serve).expect("options");
+    let (loaded, options) = app_options(dir.path(), CONFIG, &[]);
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

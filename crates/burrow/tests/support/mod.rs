@@ -237,3 +237,28 @@ pub(crate) fn send(
         .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
     (status, body(&response).to_owned())
 }
+
+/// An in-process app's configuration and options: `config` written to `dir/wrangler.toml`, both
+/// listeners on free loopback ports, data under `dir/data`, and `tokens` as the admin API's tokens.
+pub(crate) fn app_options(
+    dir: &Path,
+    config: &str,
+    tokens: &[&str],
+) -> (
+    burrow_config::LoadedConfig,
+    burrow_sdk::server::ServeOptions,
+) {
+    use burrow_sdk::server::{Flags, Mode, ServeOptions};
+    let config = write(dir, "wrangler.toml", config);
+    let loaded = burrow_config::load_files(&[config], &burrow_config::LoadOptions::default())
+        .expect("config loads");
+    let flags = Flags {
+        port: Some(0),
+        admin_address: Some("127.0.0.1:0".parse().expect("address")),
+        persist_to: Some(dir.join("data")),
+        ..Flags::default()
+    };
+    let mut options = ServeOptions::resolve(&loaded, &flags, Mode::Serve).expect("options");
+    options.api_tokens = tokens.iter().map(|token| (*token).to_owned()).collect();
+    (loaded, options)
+}
