@@ -335,7 +335,7 @@ impl Isolate {
     }
 
     /// Starts an event with `start` and waits for its outcome.
-    async fn event<F>(&self, start: F) -> Outcome
+    pub(crate) async fn event<F>(&self, start: F) -> Outcome
     where
         F: for<'js> FnOnce(
             &Ctx<'js>,
@@ -531,8 +531,12 @@ fn install_globals<'js>(
     )?;
     bindings::install_natives(ctx, &native, script)?;
 
+    crate::queues::install_natives(ctx, &native)?;
+
     let prelude: Function = ctx.eval(PRELUDE)?;
-    let internals: Object = prelude.call((native,))?;
+    let internals: Object = prelude.call((native.clone(),))?;
+    let queue: Function = ctx.eval(crate::queues::QUEUE_JS)?;
+    queue.call::<_, ()>((native.clone(), internals.clone()))?;
     Ok(internals)
 }
 

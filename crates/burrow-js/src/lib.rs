@@ -4,12 +4,14 @@
 //! limits per event.
 //!
 //! There is no HTTP server here: [`JsWorker::handler`] is the ingress's [`MakeHandler`], and
-//! [`JsWorker::scheduled_handler`] is the cron scheduler's handler. Both find the isolate of the
-//! shard they run on through a thread-local registry.
+//! [`JsWorker::scheduled_handler`] is the cron scheduler's handler and [`JsWorker::queue_handler`]
+//! the queue consumers' (`queues`). They find the isolate of the shard they run on through a
+//! thread-local registry.
 
 mod bindings;
 mod isolate;
 mod modules;
+mod queues;
 mod script;
 mod typescript;
 mod watch;
@@ -105,6 +107,9 @@ pub struct JsWorker {
     /// replaced before their next event.
     generation: Arc<AtomicU64>,
 }
+
+/// How long an event that is not a request waits for the Worker to start on its shard.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
 
@@ -227,6 +232,22 @@ impl JsWorker {
     /// This thread's state of the Worker, while the shard's ingress handler lives.
     fn local(&self) -> Option<Rc<ShardWorker>> {
         SHARDS.with(|shards| shards.borrow().get(&self.id).and_then(Weak::upgrade))
+    }
+
+    /// This thread's state of the Worker, waiting (up to [`READY_TIMEOUT`]) for the shard's
+    /// ingress handler to make it: queue batches and workflow runs may start on a shard before
+    /// the server's listeners are up.
+    async fn ready_local(&self) -> Result<Rc<ShardWorker>, String> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(local) = self.local() {
+                return Ok(local);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err("the Worker has not started on this shard".to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Makes this thread's state of the Worker; the caller owns it.

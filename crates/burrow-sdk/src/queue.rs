@@ -97,7 +97,7 @@ where
 }
 
 /// What a guest brings to the queue service: the `Env` its producer bindings go into and its
-/// `queue` handler (both absent for a JavaScript project until the JavaScript runtime lands).
+/// `queue` handler.
 #[derive(Default)]
 pub struct QueueGuest {
     pub(crate) env: Option<Env>,
@@ -117,6 +117,13 @@ impl QueueGuest {
             },
             env,
         )
+    }
+
+    /// The same guest with `handler` consuming the primary Worker's `[[queues.consumers]]`
+    /// (the `burrow` binary's JavaScript `queue` handler).
+    pub fn with_handler(mut self, handler: Arc<dyn QueueHandler>) -> QueueGuest {
+        self.handler = Some(handler);
+        self
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
         }
         let scheduled = worker.scheduled_handler();
         let (queues, queue_env) = QueueGuest::producers();
+        let queues = queues.with_handler(worker.queue_handler());
         let producers: Vec<String> = loaded
             .primary
             .config

@@ -518,6 +518,8 @@
   }
 
   const internals = {
+    // For the event files evaluated after the prelude (queue.js, workflow.js).
+    helpers: { done, reject, makeContext, describe, inspect },
     kvNamespace: (binding) => new KVNamespace(binding),
     queue: (binding) => new WorkerQueue(binding),
     // The default export of the main module, once `load` has finished.
@@ -527,6 +529,7 @@
       promise
         .then((namespace) => {
           internals.current = internals.handlers(namespace);
+          internals.exports = namespace;
           done(id, 0, [], new ArrayBuffer(0));
         })
         .catch((error) => reject(id, error));
