@@ -113,6 +113,7 @@
 
 mod durable;
 mod format;
+mod latency;
 mod queue;
 mod reader;
 mod recovery;
@@ -128,6 +129,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::fs::Fs;
 
 pub use durable::Durable;
+pub use latency::CommitLatency;
 pub use reader::Reader;
 pub use recovery::Recovery;
 pub use segments::RetiredSegment;
@@ -371,6 +373,9 @@ struct Inner {
     poisoned: AtomicBool,
     /// The driver's state; holding it serializes `flush_once`.
     writer: Mutex<Writer>,
+    /// Preallocation of spare segments, and the preparer thread's wake-up flag.
+    preparer: Mutex<writer::Preparer>,
+    prepare_wanted: (Mutex<bool>, Condvar),
     /// Retained segments and spare files.
     segments: Mutex<Segments>,
     /// Serializes `release_before`.
@@ -387,6 +392,8 @@ struct Counters {
     bytes: AtomicU64,
     sync_micros: AtomicU64,
     sync_histogram: [AtomicU64; SYNC_BUCKETS_MICROS.len() + 1],
+    /// From append to published durable, per record.
+    latency: latency::Recorder,
 }
 
 impl Counters {
@@ -423,6 +430,8 @@ impl Journal {
             first_lsn: AtomicU64::new(first),
             poisoned: AtomicBool::new(false),
             writer: Mutex::new(Writer::default()),
+            preparer: Mutex::new(writer::Preparer::default()),
+            prepare_wanted: (Mutex::new(false), Condvar::new()),
             segments: Mutex::new(recovered.segments),
             release: Mutex::new(()),
             counters: Counters::default(),
@@ -520,6 +529,12 @@ impl Journal {
                 counters.sync_histogram[bucket].load(Ordering::Relaxed)
             }),
         }
+    }
+
+    /// How long records waited from append until durable (published by the driver), since the
+    /// journal was opened.
+    pub fn commit_latency(&self) -> CommitLatency {
+        self.inner.counters.latency.snapshot()
     }
 
     /// The journal's options.

@@ -10,8 +10,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::Waker;
+use std::time::Instant;
 
 use super::format::{RECORD_HEADER_BYTES, RecordHeader, SEGMENT_HEADER_BYTES, SegmentHeader};
+use super::latency::Recorder;
 use super::{Durable, Error, Inner, Options};
 
 /// How many emptied batch buffers are kept for reuse.
@@ -183,6 +185,8 @@ pub(super) struct Waiters {
 struct Slot {
     end: u64,
     waker: Option<Waker>,
+    /// When the record was appended, for the commit-latency histogram.
+    appended: Instant,
 }
 
 impl Waiters {
@@ -195,7 +199,11 @@ impl Waiters {
 
     /// Reserves the slot of a record ending at `end`; returns its sequence number.
     fn push(&mut self, end: u64) -> u64 {
-        self.slots.push_back(Slot { end, waker: None });
+        self.slots.push_back(Slot {
+            end,
+            waker: None,
+            appended: Instant::now(),
+        });
         self.front_seq + self.slots.len() as u64 - 1
     }
 
@@ -225,11 +233,18 @@ impl Waiters {
     }
 
     /// Removes the slots of records ending at or before `durable`, collecting their wakers in
-    /// Lsn order.
-    pub(super) fn release_through(&mut self, durable: u64, wakers: &mut Vec<Waker>) {
+    /// Lsn order and recording how long each waited.
+    pub(super) fn release_through(
+        &mut self,
+        durable: u64,
+        wakers: &mut Vec<Waker>,
+        latency: &Recorder,
+    ) {
+        let now = Instant::now();
         while self.slots.front().is_some_and(|slot| slot.end <= durable) {
             let slot = self.slots.pop_front().expect("checked non-empty");
             self.front_seq += 1;
+            latency.record(now.saturating_duration_since(slot.appended));
             wakers.extend(slot.waker);
         }
     }
