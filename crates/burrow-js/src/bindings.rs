@@ -39,6 +39,7 @@ pub(crate) fn env<'js>(
             env.set(binding.as_str(), queue)?;
         }
     }
+    crate::workflows::add_bindings(internals, &env, script)?;
     if !script.kv.is_empty() {
         let make: Function = internals.get("kvNamespace")?;
         for binding in script.kv.keys() {

@@ -14,8 +14,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -110,6 +113,8 @@ impl Meter {
 struct Shared {
     pending: Pending,
     condemned: Cell<Option<Exceeded>>,
+    /// The waker of the runtime's driver task (see [`drain_jobs`]).
+    driver: RefCell<Option<Waker>>,
 }
 
 impl Shared {
@@ -163,6 +168,7 @@ impl Isolate {
         let shared = Rc::new(Shared {
             pending: Rc::default(),
             condemned: Cell::new(None),
+            driver: RefCell::new(None),
         });
         {
             let meter = meter.clone();
@@ -184,7 +190,10 @@ impl Isolate {
             .await
             .map_err(|error| format!("cannot create a JavaScript context: {error}"))?;
 
-        let mut tasks = vec![tokio::task::spawn_local(runtime.drive())];
+        let mut tasks = vec![tokio::task::spawn_local(Driving {
+            drive: Box::pin(runtime.drive()),
+            shared: shared.clone(),
+        })];
         let heartbeat =
             (script.limits.cpu / 4).clamp(Duration::from_millis(1), Duration::from_millis(50));
         {
@@ -251,7 +260,7 @@ impl Isolate {
             }
         };
         let isolate_parts = (internals, env);
-        drain_jobs(&runtime, &meter).await;
+        drain_jobs(&runtime, &meter, &shared).await;
         match receiver.await {
             Ok(Outcome::Done { .. }) => {}
             Ok(Outcome::Exception(error)) => return Err(error),
@@ -334,6 +343,28 @@ impl Isolate {
         .await
     }
 
+    /// Calls `f` with the prelude's internals inside the context (an exception becomes the
+    /// error's text), then runs the promise jobs it queued.
+    pub(crate) async fn enter<R>(
+        &self,
+        f: impl for<'js> FnOnce(&Ctx<'js>, Object<'js>) -> rquickjs::Result<R>,
+    ) -> Result<R, String> {
+        self.meter.boundary();
+        let result = self
+            .context
+            .with(|ctx| {
+                let internals = self
+                    .internals
+                    .clone()
+                    .restore(&ctx)
+                    .map_err(|e| e.to_string())?;
+                f(&ctx, internals).catch(&ctx).map_err(|e| caught(&e))
+            })
+            .await;
+        drain_jobs(&self.runtime, &self.meter, &self.shared).await;
+        result
+    }
+
     /// Starts an event with `start` and waits for its outcome.
     pub(crate) async fn event<F>(&self, start: F) -> Outcome
     where
@@ -380,7 +411,7 @@ impl Isolate {
             }
             return Outcome::Exception(error);
         }
-        drain_jobs(&self.runtime, &self.meter).await;
+        drain_jobs(&self.runtime, &self.meter, &self.shared).await;
         match receiver.await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Exceeded(self.condemned().unwrap_or(Exceeded::Cpu)),
@@ -389,13 +420,44 @@ impl Isolate {
 }
 
 /// Runs the promise jobs queued by an entry into JavaScript.
-async fn drain_jobs(runtime: &AsyncRuntime, meter: &Meter) {
+///
+/// Polling the runtime's futures here registers this task's waker as the one their wake-ups
+/// go to; this task may end before they do (a workflow run that suspends), so the driver task
+/// is woken afterwards to register itself again.
+async fn drain_jobs(runtime: &AsyncRuntime, meter: &Meter, shared: &Shared) {
     loop {
         meter.boundary();
         match runtime.execute_pending_job().await {
             Ok(true) | Err(_) => continue,
             Ok(false) => break,
         }
+    }
+    if let Some(driver) = shared.driver.borrow().as_ref() {
+        driver.wake_by_ref();
+    }
+}
+
+/// The runtime's driver task (spawned futures and promise jobs), which keeps its waker where
+/// [`drain_jobs`] finds it.
+struct Driving {
+    drive: Pin<Box<dyn Future<Output = ()>>>,
+    shared: Rc<Shared>,
+}
+
+impl Future for Driving {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        {
+            let mut driver = self.shared.driver.borrow_mut();
+            if !driver
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()))
+            {
+                *driver = Some(cx.waker().clone());
+            }
+        }
+        self.drive.as_mut().poll(cx)
     }
 }
 
@@ -532,11 +594,14 @@ fn install_globals<'js>(
     bindings::install_natives(ctx, &native, script)?;
 
     crate::queues::install_natives(ctx, &native)?;
+    crate::workflows::install_natives(ctx, &native, script)?;
 
     let prelude: Function = ctx.eval(PRELUDE)?;
     let internals: Object = prelude.call((native.clone(),))?;
     let queue: Function = ctx.eval(crate::queues::QUEUE_JS)?;
     queue.call::<_, ()>((native.clone(), internals.clone()))?;
+    let workflow: Function = ctx.eval(crate::workflows::WORKFLOW_JS)?;
+    workflow.call::<_, ()>((native.clone(), internals.clone()))?;
     Ok(internals)
 }
 

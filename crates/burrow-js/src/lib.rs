@@ -5,7 +5,8 @@
 //!
 //! There is no HTTP server here: [`JsWorker::handler`] is the ingress's [`MakeHandler`], and
 //! [`JsWorker::scheduled_handler`] is the cron scheduler's handler and [`JsWorker::queue_handler`]
-//! the queue consumers' (`queues`). They find the isolate of the shard they run on through a
+//! the queue consumers' (`queues`); [`JsWorker::workflow_definition`] runs a `[[workflows]]`
+//! class (`workflows`). They find the isolate of the shard they run on through a
 //! thread-local registry.
 
 mod bindings;
@@ -15,6 +16,7 @@ mod queues;
 mod script;
 mod typescript;
 mod watch;
+mod workflows;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -103,6 +105,8 @@ pub struct JsWorker {
     secrets: Vec<(String, String)>,
     kv: Vec<(String, String)>,
     script: OnceLock<Arc<Script>>,
+    /// Workflow bindings (`workflows`), set before `start`.
+    workflows: OnceLock<BTreeMap<String, burrow_services::workflows::Workflow>>,
     /// Bumped when a source file changes (`burrow dev`); isolates of an older generation are
     /// replaced before their next event.
     generation: Arc<AtomicU64>,
@@ -165,6 +169,7 @@ impl JsWorker {
                 .map(|binding| (binding.binding.clone(), binding.namespace().to_owned()))
                 .collect(),
             script: OnceLock::new(),
+            workflows: OnceLock::new(),
             generation: Arc::new(AtomicU64::new(0)),
         }))
     }
@@ -213,6 +218,7 @@ impl JsWorker {
             secrets: self.secrets.clone(),
             kv,
             queues,
+            workflows: self.workflows.get().cloned().unwrap_or_default(),
         });
         check_loads(script.clone())?;
         let _ = self.script.set(script);

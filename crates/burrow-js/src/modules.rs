@@ -15,6 +15,13 @@ use crate::typescript;
 /// The name of the built-in module with `WorkerEntrypoint`, `DurableObject` and `env`.
 pub(crate) const CLOUDFLARE_WORKERS: &str = "cloudflare:workers";
 
+/// The built-in module with `NonRetryableError`.
+pub(crate) const CLOUDFLARE_WORKFLOWS: &str = "cloudflare:workflows";
+
+/// The source of `cloudflare:workflows` (the class itself comes from `js/workflow.js`).
+const CLOUDFLARE_WORKFLOWS_SOURCE: &str =
+    "export const NonRetryableError = globalThis[Symbol.for(\"burrow.NonRetryableError\")];\n";
+
 /// The largest module file Burrow loads (Cloudflare's own limit for a whole Worker is 10 MB
 /// compressed; one source file larger than this is not a Worker).
 pub(crate) const MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
@@ -50,15 +57,16 @@ impl Resolver for WorkerResolver {
 
 /// Resolves `name` imported from module `base` within the project `root`.
 pub(crate) fn resolve(root: &Path, base: &str, name: &str) -> std::result::Result<String, String> {
-    if name == CLOUDFLARE_WORKERS {
+    if name == CLOUDFLARE_WORKERS || name == CLOUDFLARE_WORKFLOWS {
         return Ok(name.to_owned());
     }
     if name.starts_with("node:") || name.contains(':') {
         return Err(format!(
-            "No such module \"{name}\" (Burrow provides cloudflare:workers; Node.js built-ins are not available)"
+            "No such module \"{name}\" (Burrow provides cloudflare:workers and cloudflare:workflows; Node.js built-ins are not available)"
         ));
     }
-    let base_dir = if base.is_empty() || base == CLOUDFLARE_WORKERS {
+    let base_dir = if base.is_empty() || base == CLOUDFLARE_WORKERS || base == CLOUDFLARE_WORKFLOWS
+    {
         root.to_path_buf()
     } else {
         Path::new(base)
@@ -261,6 +269,9 @@ impl Loader for WorkerLoader {
     fn load<'js>(&mut self, ctx: &Ctx<'js>, name: &str) -> Result<Module<'js, Declared>> {
         if name == CLOUDFLARE_WORKERS {
             return Module::declare(ctx.clone(), name, CLOUDFLARE_WORKERS_SOURCE);
+        }
+        if name == CLOUDFLARE_WORKFLOWS {
+            return Module::declare(ctx.clone(), name, CLOUDFLARE_WORKFLOWS_SOURCE);
         }
         let source = read_module(Path::new(name))
             .map_err(|message| Error::new_loading_message(name, message))?;

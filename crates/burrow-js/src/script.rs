@@ -49,4 +49,6 @@ pub struct Script {
     pub(crate) kv: BTreeMap<String, KvNamespace>,
     /// Queue producers by binding name.
     pub(crate) queues: BTreeMap<String, Queue>,
+    /// Workflow bindings by binding name.
+    pub(crate) workflows: BTreeMap<String, burrow_services::workflows::Workflow>,
 }

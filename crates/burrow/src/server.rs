@@ -11,8 +11,10 @@ use std::sync::Arc;
 use burrow_config::LoadedConfig;
 use burrow_http::{MakeHandler, handler_fn, text_response};
 use burrow_js::{ErrorPages, JsWorker, Limits};
+use burrow_runtime::clock::SystemClock;
 use burrow_sdk::queue::QueueGuest;
 use burrow_sdk::server::{self, Guest, Mode, ServeOptions};
+use burrow_services::workflows::{Options, Workflows};
 use http::StatusCode;
 
 /// How often `burrow dev` looks for changed source files.
@@ -30,6 +32,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
             worker.watch(WATCH_INTERVAL)?;
         }
         let scheduled = worker.scheduled_handler();
+        let workflows = workflows(&loaded, &worker);
         let (queues, queue_env) = QueueGuest::producers();
         let queues = queues.with_handler(worker.queue_handler());
         let producers: Vec<String> = loaded
@@ -57,7 +60,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
                 Ok(worker.handler())
             }),
             scheduled: Some(scheduled),
-            workflows: None,
+            workflows,
             queues,
         }
     } else {
@@ -72,6 +75,38 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
     };
     server::run(loaded, options, guest)?;
     Ok(())
+}
+
+/// The Workflows of the primary Worker's `[[workflows]]` (each `class_name` a class its main
+/// module exports), with their bindings given to the Worker; `None` without any.
+fn workflows(loaded: &LoadedConfig, worker: &Arc<JsWorker>) -> Option<Workflows> {
+    let mut builder = Workflows::builder(Options::from_settings(loaded.burrow()));
+    let mut entries = Vec::new();
+    for entry in &loaded.primary.config.workflows {
+        if let Some(script) = &entry.script_name {
+            tracing::warn!(
+                binding = %entry.binding,
+                script_name = %script,
+                "Workflow bindings to another Worker's workflow are not supported; left out of env"
+            );
+            continue;
+        }
+        builder = builder.workflow(&entry.name, worker.workflow_definition(&entry.class_name));
+        entries.push(entry);
+    }
+    if entries.is_empty() {
+        return None;
+    }
+    let workflows = builder.build(Arc::new(SystemClock));
+    let bindings = entries
+        .iter()
+        .filter_map(|entry| {
+            let workflow = workflows.get(&entry.name).ok()?;
+            Some((entry.binding.clone(), workflow))
+        })
+        .collect();
+    worker.set_workflow_bindings(bindings);
+    Some(workflows)
 }
 
 /// The limits of the primary Worker's isolates: Cloudflare's defaults, and `limits.cpu_ms`.

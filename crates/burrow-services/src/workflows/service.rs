@@ -326,6 +326,15 @@ pub struct Workflow {
     name: String,
 }
 
+impl std::fmt::Debug for Workflow {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Workflow")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 fn random_uuid() -> String {
     let bits: u128 = SmallRng::from_os_rng().random();
     // Version 4, variant 10.
