@@ -47,6 +47,7 @@ pub(crate) fn env<'js>(
             env.set(binding.as_str(), namespace)?;
         }
     }
+    crate::objects::add_env(internals, &env, script)?;
     Ok(env)
 }
 

@@ -343,6 +343,35 @@ impl Isolate {
         .await
     }
 
+    /// Runs `f` in the isolate with the prelude's internals and `env`, then the promise jobs it
+    /// queued. The error is the caught exception, as text.
+    pub(crate) async fn with<R, F>(&self, f: F) -> Result<R, String>
+    where
+        F: for<'js> FnOnce(&Ctx<'js>, Object<'js>, Object<'js>) -> rquickjs::Result<R>,
+    {
+        if let Some(exceeded) = self.condemned() {
+            return Err(format!(
+                "Worker exceeded resource limits ({})",
+                exceeded.outcome()
+            ));
+        }
+        self.meter.boundary();
+        let result = self
+            .context
+            .with(|ctx| -> Result<R, String> {
+                let internals = self
+                    .internals
+                    .clone()
+                    .restore(&ctx)
+                    .map_err(|e| e.to_string())?;
+                let env = self.env.clone().restore(&ctx).map_err(|e| e.to_string())?;
+                f(&ctx, internals, env).catch(&ctx).map_err(|e| caught(&e))
+            })
+            .await;
+        drain_jobs(&self.runtime, &self.meter, &self.shared).await;
+        result
+    }
+
     /// Calls `f` with the prelude's internals inside the context (an exception becomes the
     /// error's text), then runs the promise jobs it queued.
     pub(crate) async fn enter<R>(
@@ -592,6 +621,7 @@ fn install_globals<'js>(
         })?,
     )?;
     bindings::install_natives(ctx, &native, script)?;
+    crate::objects::install_natives(ctx, &native, script)?;
 
     crate::queues::install_natives(ctx, &native)?;
     crate::workflows::install_natives(ctx, &native, script)?;
@@ -602,6 +632,7 @@ fn install_globals<'js>(
     queue.call::<_, ()>((native.clone(), internals.clone()))?;
     let workflow: Function = ctx.eval(crate::workflows::WORKFLOW_JS)?;
     workflow.call::<_, ()>((native.clone(), internals.clone()))?;
+    crate::objects::install_js(ctx, &native, &internals)?;
     Ok(internals)
 }
 

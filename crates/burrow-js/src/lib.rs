@@ -12,6 +12,7 @@
 mod bindings;
 mod isolate;
 mod modules;
+mod objects;
 mod queues;
 mod script;
 mod typescript;
@@ -104,6 +105,8 @@ pub struct JsWorker {
     vars: Vec<(String, serde_json::Value)>,
     secrets: Vec<(String, String)>,
     kv: Vec<(String, String)>,
+    /// `durable_objects.bindings`: (binding, class name, `script_name`).
+    durable_objects: Vec<(String, String, Option<String>)>,
     script: OnceLock<Arc<Script>>,
     /// Workflow bindings (`workflows`), set before `start`.
     workflows: OnceLock<BTreeMap<String, burrow_services::workflows::Workflow>>,
@@ -168,6 +171,18 @@ impl JsWorker {
                 .iter()
                 .map(|binding| (binding.binding.clone(), binding.namespace().to_owned()))
                 .collect(),
+            durable_objects: worker
+                .config
+                .durable_objects
+                .iter()
+                .map(|binding| {
+                    (
+                        binding.name.clone(),
+                        binding.class_name.clone(),
+                        binding.script_name.clone(),
+                    )
+                })
+                .collect(),
             script: OnceLock::new(),
             workflows: OnceLock::new(),
             generation: Arc::new(AtomicU64::new(0)),
@@ -209,6 +224,21 @@ impl JsWorker {
                 .map(|(binding, namespace)| (binding.clone(), service.namespace(namespace)))
                 .collect()
         };
+        let mut durable_objects = BTreeMap::new();
+        for (binding, class_name, script_name) in &self.durable_objects {
+            if script_name.as_ref().is_some_and(|name| *name != self.name) {
+                return Err(Error::Load(format!(
+                    "Durable Object binding {binding:?}: class {class_name:?} of script {:?} is not defined in this Worker; Burrow runs only the Worker's own classes",
+                    script_name.as_deref().unwrap_or_default()
+                )));
+            }
+            let namespace = runtime.namespace(class_name).ok_or_else(|| {
+                Error::Load(format!(
+                    "Durable Object binding {binding:?}: class {class_name:?} has no namespace (add it to a migration's new_sqlite_classes)"
+                ))
+            })?;
+            durable_objects.insert(binding.clone(), objects::Binding(namespace));
+        }
         let script = Arc::new(Script {
             name: self.name.clone(),
             root: self.root.clone(),
@@ -219,10 +249,44 @@ impl JsWorker {
             kv,
             queues,
             workflows: self.workflows.get().cloned().unwrap_or_default(),
+            durable_objects,
         });
-        check_loads(script.clone())?;
+        check_loads(script.clone(), self.object_class_names())?;
         let _ = self.script.set(script);
         Ok(())
+    }
+
+    /// The Durable Object classes this Worker defines: those its `durable_objects.bindings` name
+    /// without another `script_name`. The runtime needs them before [`JsWorker::start`].
+    pub fn object_classes(self: &Arc<Self>) -> Vec<(String, Arc<dyn burrow_runtime::ObjectClass>)> {
+        self.object_class_names()
+            .into_iter()
+            .map(|class_name| {
+                let class: Arc<dyn burrow_runtime::ObjectClass> = Arc::new(objects::JsClass {
+                    worker: self.clone(),
+                    class_name: class_name.clone(),
+                });
+                (class_name, class)
+            })
+            .collect()
+    }
+
+    fn object_class_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .durable_objects
+            .iter()
+            .filter(|(_, _, script)| script.as_ref().is_none_or(|name| *name == self.name))
+            .map(|(_, class_name, _)| class_name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// This thread's state of the Worker, made (and owned by the caller) if the shard's ingress
+    /// has not made it yet.
+    fn shard_local(&self) -> Option<Rc<ShardWorker>> {
+        self.local().or_else(|| self.make_local())
     }
 
     /// The ingress handler: every request runs the Worker's `fetch`.
@@ -274,8 +338,9 @@ impl JsWorker {
     }
 }
 
-/// Loads the script once on a scratch thread, to report module errors at start-up.
-fn check_loads(script: Arc<Script>) -> Result<(), Error> {
+/// Loads the script once on a scratch thread, to report module errors at start-up, and checks
+/// that it exports every Durable Object class its bindings name.
+fn check_loads(script: Arc<Script>, classes: Vec<String>) -> Result<(), Error> {
     std::thread::scope(|scope| {
         scope
             .spawn(move || {
@@ -284,10 +349,28 @@ fn check_loads(script: Arc<Script>) -> Result<(), Error> {
                     .build()
                     .map_err(|error| Error::Load(error.to_string()))?;
                 let local = tokio::task::LocalSet::new();
-                local
-                    .block_on(&runtime, Isolate::create(script))
-                    .map(drop)
-                    .map_err(Error::Load)
+                let main = script.main.display().to_string();
+                local.block_on(&runtime, async move {
+                    let isolate = Isolate::create(script).await.map_err(Error::Load)?;
+                    for class in classes {
+                        let name = class.clone();
+                        let exported = isolate
+                            .with(move |_ctx, internals, _env| {
+                                let exports: Option<rquickjs::Object> = internals.get("exports")?;
+                                let value: Option<rquickjs::Value> =
+                                    exports.map(|exports| exports.get(name.as_str())).transpose()?;
+                                Ok(value.is_some_and(|value| value.is_constructor()))
+                            })
+                            .await
+                            .map_err(Error::Load)?;
+                        if !exported {
+                            return Err(Error::Load(format!(
+                                "Durable Object class {class:?} is bound in durable_objects.bindings but {main} does not export a class of that name"
+                            )));
+                        }
+                    }
+                    Ok(())
+                })
             })
             .join()
             .unwrap_or_else(|_| Err(Error::Load("loading the Worker panicked".to_owned())))
@@ -448,7 +531,7 @@ struct Ingress(Arc<JsWorker>);
 
 impl MakeHandler for Ingress {
     fn make(&self, _shard: usize) -> Rc<dyn Handler> {
-        Rc::new(ShardIngress(self.0.make_local()))
+        Rc::new(ShardIngress(self.0.shard_local()))
     }
 }
 

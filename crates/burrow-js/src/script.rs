@@ -51,4 +51,6 @@ pub struct Script {
     pub(crate) queues: BTreeMap<String, Queue>,
     /// Workflow bindings by binding name.
     pub(crate) workflows: BTreeMap<String, burrow_services::workflows::Workflow>,
+    /// Durable Object namespaces by binding name.
+    pub(crate) durable_objects: BTreeMap<String, crate::objects::Binding>,
 }

@@ -303,6 +303,18 @@ impl ObjectContext {
         })
     }
 
+    /// Resolves once no `block_concurrency_while` of this object is running. A guest that builds
+    /// its instance lazily, inside the first event (the JavaScript runtime), waits here after its
+    /// constructor, as the runtime does after [`crate::ObjectClass::construct`].
+    pub fn wait_unblocked(&self) -> impl Future<Output = ()> + 'static {
+        let cell = self.cell.clone();
+        async move {
+            if cell.blocked.get() > 0 {
+                cell.admit().await;
+            }
+        }
+    }
+
     /// Keeps the object alive until `work` finishes (it runs after the response is sent).
     pub fn wait_until(&self, work: impl Future<Output = ()> + 'static) {
         let cell = self.cell.clone();

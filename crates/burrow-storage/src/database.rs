@@ -174,12 +174,7 @@ impl Database {
     where
         E: From<Error>,
     {
-        self.session(|session| {
-            session.ensure_transaction()?;
-            session.execute(Internal::SavepointBegin, []).map(drop)
-        })?;
-        self.turn.frames.push(Frame::default());
-        let depth = self.turn.frames.len();
+        let depth = self.begin_transaction()?;
         let result = body(self);
         // Nested calls close their own frames before returning, so ours is the innermost.
         assert_eq!(
@@ -187,15 +182,39 @@ impl Database {
             depth,
             "transaction frames must nest"
         );
-        let frame = self.turn.frames.pop().unwrap_or_default();
+        let ended = self.end_transaction(result.is_ok());
+        match (result, ended) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Err(error), _) => Err(error),
+            (Ok(_), Err(error)) => Err(E::from(error)),
+        }
+    }
+
+    /// Opens an explicit transaction for a guest whose body does not fit in one closure (a
+    /// JavaScript callback): every storage operation until the matching
+    /// [`Database::end_transaction`] belongs to it. Returns the new nesting depth. The guest must
+    /// end it before the turn ends, innermost first.
+    pub fn begin_transaction(&mut self) -> Result<usize, Error> {
+        self.session(|session| {
+            session.ensure_transaction()?;
+            session.execute(Internal::SavepointBegin, []).map(drop)
+        })?;
+        self.turn.frames.push(Frame::default());
+        Ok(self.turn.frames.len())
+    }
+
+    /// Ends the innermost explicit transaction: keeps its operations if `keep` and no
+    /// [`Database::rollback_transaction`] asked otherwise, undoes them else.
+    pub fn end_transaction(&mut self, keep: bool) -> Result<(), Error> {
+        let Some(frame) = self.turn.frames.pop() else {
+            return Ok(());
+        };
         if let Some(message) = &self.turn.aborted {
             // SQLite rolled back everything, our savepoint included.
-            let aborted = Error::TransactionAborted(message.clone());
-            return result.and(Err(E::from(aborted)));
+            return Err(Error::TransactionAborted(message.clone()));
         }
-        let keep = result.is_ok() && !frame.rollback_requested;
-        self.session(|session| session.end_guard_savepoint(keep))?;
-        result
+        let keep = keep && !frame.rollback_requested;
+        self.session(|session| session.end_guard_savepoint(keep))
     }
 
     /// Asks that the innermost explicit transaction be rolled back when its closure returns

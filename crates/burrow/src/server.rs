@@ -43,9 +43,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
             .map(|producer| producer.binding.clone())
             .collect();
         Guest {
-            // JavaScript Durable Object classes arrive with the next step; their migrations
-            // already apply.
-            classes: Vec::new(),
+            classes: worker.object_classes(),
             worker: Box::new(move |runtime| {
                 let mut queues = std::collections::BTreeMap::new();
                 for binding in producers {

@@ -528,6 +528,7 @@
     load(id, promise) {
       promise
         .then((namespace) => {
+          internals.exports = namespace;
           internals.current = internals.handlers(namespace);
           internals.exports = namespace;
           done(id, 0, [], new ArrayBuffer(0));
