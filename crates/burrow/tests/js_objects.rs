@@ -1,10 +1,12 @@
 //! JavaScript Durable Objects under the real binary: the examples (`js_counter`,
-//! `js_task_queue`) driven over HTTP, the storage API (KV, SQL, transactions, alarms) from a
+//! `js_alarm_task_queue`) driven over HTTP, the storage API (KV, SQL, transactions, alarms) from a
 //! project written here, and what survives a restart.
 
 mod support;
 
 use std::path::{Path, PathBuf};
+
+use std::time::{Duration, Instant};
 
 use support::{Server, body, command, http, send, start, text};
 
@@ -97,6 +99,362 @@ fn the_counter_example_counts_over_rpc_rethrows_errors_and_survives_a_restart() 
     let (status, _) = http(server.ingress, "DELETE", "/counter/b", &[]);
     assert_eq!(status, 204);
     assert_eq!(json(&get(&server, "/counter/b").1)["count"], 0);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn the_alarm_task_queue_example_processes_one_task_per_alarm_in_order_across_a_restart() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let project = example("js_alarm_task_queue");
+    let server = dev(&project, state.path());
+    for name in ["resize", "encode", "notify"] {
+        let (status, answer) = send(
+            server.ingress,
+            "POST",
+            "/enqueue",
+            &[("content-type", "application/json")],
+            format!(r#"{{"name":"{name}"}}"#).as_bytes(),
+        );
+        assert_eq!((status, answer.as_str()), (200, r#"{"success":true}"#));
+    }
+    let (status, queued) = get(&server, "/status");
+    assert_eq!(status, 200, "{queued}");
+    assert!(json(&queued)["alarm"].is_number(), "{queued}");
+    // Restart before the queue drains: the alarm survives in storage and carries on.
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    let server = dev(&project, state.path());
+    let done = wait_until(&server, "/status", |value| {
+        value["done"].as_array().is_some_and(|done| done.len() == 3)
+    });
+    assert_eq!(
+        done["done"],
+        serde_json::json!(["resize", "encode", "notify"])
+    );
+    assert_eq!(done["queued"], serde_json::json!([]));
+    let idle = wait_until(&server, "/status", |value| value["alarm"].is_null());
+    assert_eq!(idle["done"].as_array().map(Vec::len), Some(3));
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+/// Polls `path` until `done` accepts the body, for up to a minute.
+fn wait_until(
+    server: &Server,
+    path: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, text) = get(server, path);
+        if status == 200 {
+            let value = json(&text);
+            if done(&value) {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never reached the expected state; last: {value}"
+            );
+        } else {
+            assert!(Instant::now() < deadline, "{path}: {status} {text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A Durable Object that runs one storage scenario per RPC call and reports what it saw.
+const LAB: &str = r#"
+import { DurableObject } from "cloudflare:workers";
+
+function caught(f) {
+  try {
+    const value = f();
+    if (value && typeof value.then === "function") {
+      return value.then((v) => ({ ok: v }), (e) => ({ name: e.name, message: e.message }));
+    }
+    return { ok: value };
+  } catch (e) {
+    return { name: e.name, message: e.message };
+  }
+}
+const entries = (map) => [...map].map(([k, v]) => [k, v]);
+
+export class Lab extends DurableObject {
+  async kv() {
+    const s = this.ctx.storage;
+    await s.put("b", 2);
+    await s.put({ a: 1, c: 3, "c/1": "x", "c/2": "y", d: 4 });
+    const out = {};
+    out.one = await s.get("a");
+    out.missing = await s.get("zz");
+    out.many = entries(await s.get(["d", "zz", "a"]));
+    out.all = [...(await s.list()).keys()];
+    out.range = [...(await s.list({ start: "b", end: "d" })).keys()];
+    out.after = [...(await s.list({ startAfter: "b", limit: 2 })).keys()];
+    out.prefix = [...(await s.list({ prefix: "c/" })).keys()];
+    out.reverse = [...(await s.list({ reverse: true, limit: 2 })).keys()];
+    out.deleted = await s.delete("a");
+    out.deletedAgain = await s.delete("a");
+    out.deletedMany = await s.delete(["b", "c", "nope"]);
+    out.left = [...(await s.list()).keys()];
+    out.bothStarts = await caught(() => s.list({ start: "a", startAfter: "b" }));
+    out.zeroLimit = await caught(() => s.list({ limit: 0 }));
+    out.tooMany = await caught(() => s.get(Array.from({ length: 129 }, (_, i) => `k${i}`)));
+    out.bigKey = await caught(() => s.put("k".repeat(2049), 1));
+    out.sync = [this.ctx.storage.kv.put("s", { n: 1 }), this.ctx.storage.kv.get("s"), this.ctx.storage.kv.delete("s"), this.ctx.storage.kv.get("s")];
+    await s.sync();
+    return out;
+  }
+
+  async values() {
+    const s = this.ctx.storage;
+    const shared = { x: 1 };
+    const cyclic = { name: "loop", shared, again: shared };
+    cyclic.self = cyclic;
+    const value = {
+      map: new Map([["k", [1, 2]]]),
+      set: new Set(["a", "b"]),
+      date: new Date(1700000000000),
+      bytes: new Uint8Array([1, 2, 255]),
+      big: 12345678901234567890n,
+      nothing: undefined,
+      negativeZero: -0,
+      nan: NaN,
+      cyclic,
+    };
+    await s.put("v", value);
+    const back = await s.get("v");
+    return {
+      map: back.map instanceof Map && back.map.get("k")[1],
+      set: back.set instanceof Set && [...back.set],
+      date: back.date instanceof Date && back.date.getTime(),
+      bytes: back.bytes instanceof Uint8Array && [...back.bytes],
+      big: typeof back.big === "bigint" && back.big.toString(),
+      nothing: "nothing" in back && back.nothing === undefined,
+      negativeZero: Object.is(back.negativeZero, -0),
+      nan: Number.isNaN(back.nan),
+      cycle: back.cyclic.self === back.cyclic && back.cyclic.shared === back.cyclic.again,
+      functionRefused: await caught(() => s.put("f", { f() {} })),
+      rpcMap: new Map([["via", "rpc"]]),
+    };
+  }
+
+  async sql() {
+    const sql = this.ctx.storage.sql;
+    sql.exec("CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, name TEXT, data BLOB)");
+    const inserted = sql.exec("INSERT INTO items (name, data) VALUES (?, ?), (?, ?)", "one", new Uint8Array([7]).buffer, "two", null);
+    const cursor = sql.exec("SELECT id, name, data FROM items ORDER BY id");
+    const columns = cursor.columnNames;
+    const rows = cursor.toArray().map((r) => [r.id, r.name, r.data instanceof ArrayBuffer ? [...new Uint8Array(r.data)] : r.data]);
+    const raw = [...sql.exec("SELECT name FROM items ORDER BY id").raw()];
+    const one = sql.exec("SELECT count(*) AS n FROM items").one();
+    const iterated = [];
+    for (const row of sql.exec("SELECT name FROM items WHERE id > ?", 1)) iterated.push(row.name);
+    return {
+      columns,
+      rows,
+      raw,
+      one,
+      iterated,
+      written: inserted.rowsWritten,
+      size: sql.databaseSize > 0,
+      noneForOne: caught(() => sql.exec("SELECT 1 WHERE 0").one()),
+      begin: caught(() => sql.exec("BEGIN TRANSACTION")),
+      hidden: caught(() => sql.exec("SELECT * FROM _cf_KV")),
+      wrongBindings: caught(() => sql.exec("SELECT ?", 1, 2)),
+    };
+  }
+
+  async transactions() {
+    const s = this.ctx.storage;
+    await s.put("t", 0);
+    const thrown = await caught(() => s.transaction(async (txn) => {
+      await txn.put("t", 1);
+      throw new Error("undo");
+    }));
+    const afterThrow = await s.get("t");
+    await s.transaction(async (txn) => {
+      await txn.put("t", 2);
+      txn.rollback();
+    });
+    const afterRollback = await s.get("t");
+    const committed = await s.transaction(async (txn) => {
+      await txn.put("t", 3);
+      return (await txn.get("t")) * 10;
+    });
+    this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS tx (v)");
+    const sync = caught(() => s.transactionSync(() => {
+      this.ctx.storage.sql.exec("INSERT INTO tx VALUES (1)");
+      throw new TypeError("sync undo");
+    }));
+    const rows = this.ctx.storage.sql.exec("SELECT count(*) AS n FROM tx").one().n;
+    return { thrown, afterThrow, afterRollback, committed, final: await s.get("t"), sync, rows };
+  }
+
+  async armAlarm(failFirst) {
+    await this.ctx.storage.put("failFirst", failFirst);
+    await this.ctx.storage.put("runs", []);
+    await this.ctx.storage.setAlarm(Date.now() + 50);
+    return await this.ctx.storage.getAlarm() !== null;
+  }
+
+  async alarmState() {
+    return { runs: (await this.ctx.storage.get("runs")) || [], alarm: await this.ctx.storage.getAlarm() };
+  }
+
+  async alarm(info) {
+    const runs = (await this.ctx.storage.get("runs")) || [];
+    runs.push({ retryCount: info.retryCount, isRetry: info.isRetry, during: await this.ctx.storage.getAlarm() });
+    await this.ctx.storage.put("runs", runs);
+    if (runs.length === 1 && (await this.ctx.storage.get("failFirst"))) {
+      throw new Error("first run fails");
+    }
+  }
+
+  async wipe() {
+    await this.ctx.storage.put("x", 1);
+    await this.ctx.storage.setAlarm(Date.now() + 3600000);
+    await this.ctx.storage.deleteAll();
+    return { keys: (await this.ctx.storage.list()).size, alarm: await this.ctx.storage.getAlarm() };
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const [, name, step, arg] = url.pathname.split("/");
+    const stub = env.LAB.getByName(name);
+    const result = await stub[step](arg === "true");
+    if (step === "values") result.rpcMap = result.rpcMap instanceof Map && result.rpcMap.get("via");
+    return Response.json(result);
+  },
+};
+"#;
+
+#[test]
+fn storage_kv_values_sql_transactions_and_alarms_behave_as_on_cloudflare() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    support::write(
+        root,
+        "wrangler.toml",
+        "name = \"lab\"\nmain = \"index.js\"\n[[durable_objects.bindings]]\nname = \"LAB\"\nclass_name = \"Lab\"\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"Lab\"]\n",
+    );
+    support::write(root, "index.js", LAB);
+    let state = tempfile::tempdir().expect("tempdir");
+    let server = dev(root, state.path());
+
+    let (status, kv) = get(&server, "/kv/kv");
+    assert_eq!(status, 200, "{kv}");
+    let expected = serde_json::json!({
+        "one": 1,
+        "many": [["a", 1], ["d", 4]],
+        "all": ["a", "b", "c", "c/1", "c/2", "d"],
+        "range": ["b", "c", "c/1", "c/2"],
+        "after": ["c", "c/1"],
+        "prefix": ["c/1", "c/2"],
+        "reverse": ["d", "c/2"],
+        "deleted": true,
+        "deletedAgain": false,
+        "deletedMany": 2,
+        "left": ["c/1", "c/2", "d"],
+        "bothStarts": {"name": "TypeError", "message": "list() cannot be called with both start and startAfter values."},
+        "zeroLimit": {"name": "TypeError", "message": "List limit must be positive."},
+        "tooMany": {"name": "RangeError", "message": "Maximum number of key value pairs is 128. 129 pairs were provided."},
+        "bigKey": {"name": "RangeError", "message": "Keys cannot be larger than 2048 bytes. A key of size 2049 was provided."},
+        "sync": [null, {"n": 1}, true, null],
+    });
+    assert_eq!(json(&kv), expected);
+
+    let (status, values) = get(&server, "/values/values");
+    assert_eq!(status, 200, "{values}");
+    let values = json(&values);
+    for field in ["nothing", "negativeZero", "nan", "cycle"] {
+        assert_eq!(values[field], true, "{field}: {values}");
+    }
+    assert_eq!(values["map"], 2);
+    assert_eq!(values["set"], serde_json::json!(["a", "b"]));
+    assert_eq!(values["date"], 1_700_000_000_000_i64);
+    assert_eq!(values["bytes"], serde_json::json!([1, 2, 255]));
+    assert_eq!(values["big"], "12345678901234567890");
+    assert_eq!(values["rpcMap"], "rpc");
+    assert_eq!(
+        values["functionRefused"]["name"], "DataCloneError",
+        "{values}"
+    );
+
+    let (status, sql) = get(&server, "/sql/sql");
+    assert_eq!(status, 200, "{sql}");
+    let sql = json(&sql);
+    assert_eq!(sql["columns"], serde_json::json!(["id", "name", "data"]));
+    assert_eq!(
+        sql["rows"],
+        serde_json::json!([[1, "one", [7]], [2, "two", null]])
+    );
+    assert_eq!(sql["raw"], serde_json::json!([["one"], ["two"]]));
+    assert_eq!(sql["one"], serde_json::json!({"n": 2}));
+    assert_eq!(sql["iterated"], serde_json::json!(["two"]));
+    assert_eq!(sql["written"], 2);
+    assert_eq!(sql["size"], true);
+    assert_eq!(
+        sql["noneForOne"]["message"],
+        "Expected exactly one result from SQL query, but got no results."
+    );
+    assert!(
+        sql["begin"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("To execute a transaction, please use the state.storage.transaction()"),
+        "{sql}"
+    );
+    assert!(sql["hidden"]["message"].is_string(), "{sql}");
+    assert_eq!(
+        sql["wrongBindings"]["message"],
+        "Wrong number of parameter bindings for SQL query."
+    );
+
+    let (status, transactions) = get(&server, "/tx/transactions");
+    assert_eq!(status, 200, "{transactions}");
+    assert_eq!(
+        json(&transactions),
+        serde_json::json!({
+            "thrown": {"name": "Error", "message": "undo"},
+            "afterThrow": 0,
+            "afterRollback": 0,
+            "committed": 30,
+            "final": 3,
+            "sync": {"name": "TypeError", "message": "sync undo"},
+            "rows": 0,
+        })
+    );
+
+    // An alarm runs the handler (getAlarm() is null while it runs); a failing run is retried
+    // with isRetry and a retry count.
+    assert_eq!(
+        get(&server, "/alarm/armAlarm/true"),
+        (200, "true".to_owned())
+    );
+    let state_after = wait_until(&server, "/alarm/alarmState", |value| {
+        value["runs"].as_array().is_some_and(|runs| runs.len() == 2)
+    });
+    assert_eq!(
+        state_after["runs"],
+        serde_json::json!([
+            {"retryCount": 0, "isRetry": false, "during": null},
+            {"retryCount": 1, "isRetry": true, "during": null},
+        ])
+    );
+    let settled = wait_until(&server, "/alarm/alarmState", |value| {
+        value["alarm"].is_null()
+    });
+    assert_eq!(settled["runs"].as_array().map(Vec::len), Some(2));
+
+    assert_eq!(
+        json(&get(&server, "/wipe/wipe").1),
+        serde_json::json!({"keys": 0, "alarm": null})
+    );
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
