@@ -458,3 +458,163 @@ fn storage_kv_values_sql_transactions_and_alarms_behave_as_on_cloudflare() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// A ledger object: every acknowledged `record(n)` is a SQL row and a KV entry.
+const LEDGER: &str = r#"
+import { DurableObject } from "cloudflare:workers";
+
+export class Ledger extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS entries (n INTEGER PRIMARY KEY)");
+  }
+  async record(n) {
+    this.ctx.storage.sql.exec("INSERT INTO entries VALUES (?)", n);
+    await this.ctx.storage.put(`n:${String(n).padStart(8, "0")}`, n);
+    return n;
+  }
+  async entries() {
+    const sql = this.ctx.storage.sql.exec("SELECT n FROM entries ORDER BY n").toArray().map((row) => row.n);
+    const kv = [];
+    let after;
+    for (;;) {
+      const page = await this.ctx.storage.list({ prefix: "n:", startAfter: after, limit: 128 });
+      if (page.size === 0) break;
+      for (const [key, value] of page) {
+        kv.push(value);
+        after = key;
+      }
+    }
+    return { sql, kv };
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    const [, action, name, n] = new URL(request.url).pathname.split("/");
+    const stub = env.LEDGER.getByName(name);
+    if (action === "record") return new Response(String(await stub.record(Number(n))));
+    return Response.json(await stub.entries());
+  },
+};
+"#;
+
+/// One request on a fresh connection; `None` if the server went away before answering.
+fn try_post(address: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body(&response).to_owned()))
+}
+
+fn serve(config: &Path, state: &Path) -> Server {
+    start(&mut command(&[
+        "serve",
+        "-c",
+        text(config),
+        "--port",
+        "0",
+        "--admin-address",
+        "127.0.0.1:0",
+        "--persist-to",
+        text(state),
+    ]))
+}
+
+/// `kill -9` of `burrow serve` while JavaScript objects take writes: after the restart, every
+/// write a client saw acknowledged is there, in SQL and in KV.
+#[test]
+fn every_acknowledged_javascript_write_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let config = support::write(
+        root,
+        "wrangler.toml",
+        "name = \"ledger\"\nmain = \"index.js\"\n[[durable_objects.bindings]]\nname = \"LEDGER\"\nclass_name = \"Ledger\"\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"Ledger\"]\n",
+    );
+    support::write(root, "index.js", LEDGER);
+    let state = tempfile::tempdir().expect("tempdir");
+    let server = serve(&config, state.path());
+    let address = server.ingress;
+    const CLIENTS: usize = 4;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let stop = stop.clone();
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                let mut confirmed = Vec::new();
+                let mut n = 1u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match try_post(address, &format!("/record/ledger-{client}/{n}")) {
+                        Some((200, answer)) => {
+                            assert_eq!(answer, n.to_string());
+                            confirmed.push(n);
+                            acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Some((status, answer)) => panic!("record {n}: {status} {answer}"),
+                        // The server is gone: what was not answered may or may not be there.
+                        None => break,
+                    }
+                    n += 1;
+                }
+                confirmed
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acked.load(std::sync::atomic::Ordering::Relaxed) < 400 {
+        assert!(Instant::now() < deadline, "the writes did not get going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Dropping the server kills it with SIGKILL, in the middle of the clients' writes.
+    drop(server);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let confirmed: Vec<Vec<u64>> = clients
+        .into_iter()
+        .map(|client| client.join().expect("client"))
+        .collect();
+
+    let server = serve(&config, state.path());
+    for (client, confirmed) in confirmed.iter().enumerate() {
+        let (status, entries) = get(&server, &format!("/entries/ledger-{client}"));
+        assert_eq!(status, 200, "{entries}");
+        let entries = json(&entries);
+        for store in ["sql", "kv"] {
+            let present: std::collections::BTreeSet<u64> = entries[store]
+                .as_array()
+                .expect("list")
+                .iter()
+                .filter_map(serde_json::Value::as_u64)
+                .collect();
+            let lost: Vec<u64> = confirmed
+                .iter()
+                .copied()
+                .filter(|n| !present.contains(n))
+                .collect();
+            assert!(
+                lost.is_empty(),
+                "client {client}: acknowledged writes missing from {store} after kill -9: {lost:?}"
+            );
+            // Each object's writes are applied in order: nothing beyond a gap.
+            let expected: Vec<u64> = (1..=present.len() as u64).collect();
+            assert_eq!(
+                present.iter().copied().collect::<Vec<_>>(),
+                expected,
+                "client {client}: {store} holds a gap"
+            );
+        }
+    }
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
