@@ -33,6 +33,17 @@ use tokio::task::JoinHandle;
 use crate::bindings;
 use crate::modules::{WorkerLoader, WorkerResolver};
 use crate::script::Script;
+use crate::streaming::Streams;
+
+/// A request body for the `fetch` handler.
+pub(crate) enum RequestBody {
+    /// GET, HEAD, or an empty body: `request.body` is null.
+    None,
+    /// Read before the event (small bodies of known length).
+    Full(Bytes),
+    /// Read as the Worker pulls from `request.body`.
+    Stream(burrow_http::Body),
+}
 
 /// The JavaScript half of the globals and the dispatch functions.
 const PRELUDE: &str = include_str!("js/prelude.js");
@@ -66,13 +77,20 @@ pub(crate) enum Outcome {
         headers: Vec<String>,
         body: Bytes,
     },
+    /// The handler's Response has a stream body: its chunks arrive in `body` as the Worker
+    /// produces them (`streaming`).
+    Streaming {
+        status: u16,
+        headers: Vec<String>,
+        body: burrow_http::Body,
+    },
     /// The handler threw or rejected: the error with its stack.
     Exception(String),
     /// The event went over a limit.
     Exceeded(Exceeded),
 }
 
-type Pending = Rc<RefCell<HashMap<u32, oneshot::Sender<Outcome>>>>;
+pub(crate) type Pending = Rc<RefCell<HashMap<u32, oneshot::Sender<Outcome>>>>;
 
 /// Counts CPU slices for the interrupt handler.
 struct Meter {
@@ -115,6 +133,7 @@ struct Shared {
     condemned: Cell<Option<Exceeded>>,
     /// The waker of the runtime's driver task (see [`drain_jobs`]).
     driver: RefCell<Option<Waker>>,
+    streams: Rc<Streams>,
 }
 
 impl Shared {
@@ -128,6 +147,7 @@ impl Shared {
                 let _ = sender.send(Outcome::Exceeded(exceeded));
             }
         }
+        self.streams.abort_all(exceeded.outcome());
     }
 }
 
@@ -169,6 +189,7 @@ impl Isolate {
             pending: Rc::default(),
             condemned: Cell::new(None),
             driver: RefCell::new(None),
+            streams: Rc::default(),
         });
         {
             let meter = meter.clone();
@@ -262,7 +283,7 @@ impl Isolate {
         let isolate_parts = (internals, env);
         drain_jobs(&runtime, &meter, &shared).await;
         match receiver.await {
-            Ok(Outcome::Done { .. }) => {}
+            Ok(Outcome::Done { .. } | Outcome::Streaming { .. }) => {}
             Ok(Outcome::Exception(error)) => return Err(error),
             Ok(Outcome::Exceeded(exceeded)) => {
                 return Err(format!(
@@ -305,14 +326,15 @@ impl Isolate {
         self.shared.condemned.get()
     }
 
-    /// Runs the `fetch` handler for one request whose body has been read.
+    /// Runs the `fetch` handler for one request.
     pub(crate) async fn fetch(
         &self,
         url: String,
         method: String,
         headers: Vec<(String, String)>,
-        body: Option<Bytes>,
+        body: RequestBody,
     ) -> Outcome {
+        let streams = self.shared.streams.clone();
         self.event(move |ctx, internals, handlers, env, id| {
             let headers = {
                 let list = rquickjs::Array::new(ctx.clone())?;
@@ -325,8 +347,14 @@ impl Isolate {
                 list
             };
             let body: Value = match body {
-                Some(bytes) => ArrayBuffer::new_copy(ctx.clone(), &bytes[..])?.into_value(),
-                None => Value::new_undefined(ctx.clone()),
+                RequestBody::Full(bytes) => {
+                    ArrayBuffer::new_copy(ctx.clone(), &bytes[..])?.into_value()
+                }
+                RequestBody::Stream(body) => {
+                    streams.add_request_body(id, body);
+                    Value::new_bool(ctx.clone(), true)
+                }
+                RequestBody::None => Value::new_undefined(ctx.clone()),
             };
             let fetch: Function = internals.get("fetch")?;
             fetch.call::<_, ()>((id, handlers, env, url, method, headers, body))
@@ -431,6 +459,7 @@ impl Isolate {
             .await;
         if let Err(error) = started {
             self.shared.pending.borrow_mut().remove(&id);
+            self.shared.streams.finish(id);
             if let Some(exceeded) = self.condemned() {
                 return Outcome::Exceeded(exceeded);
             }
@@ -591,12 +620,14 @@ fn install_globals<'js>(
         })?,
     )?;
     let pending = shared.pending.clone();
+    let streams = shared.streams.clone();
     native.set(
         "done",
         Function::new(
             ctx.clone(),
             move |id: u32, status: u16, headers: Vec<String>, body: ArrayBuffer<'js>| {
                 let body = Bytes::copy_from_slice(body.as_bytes().unwrap_or_default());
+                streams.finish(id);
                 if let Some(sender) = pending.borrow_mut().remove(&id) {
                     let _ = sender.send(Outcome::Done {
                         status,
@@ -615,6 +646,7 @@ fn install_globals<'js>(
                 failed.condemn(Exceeded::Memory);
                 return;
             }
+            failed.streams.finish(id);
             if let Some(sender) = failed.pending.borrow_mut().remove(&id) {
                 let _ = sender.send(Outcome::Exception(message));
             }
@@ -622,6 +654,7 @@ fn install_globals<'js>(
     )?;
     bindings::install_natives(ctx, &native, script)?;
     crate::objects::install_natives(ctx, &native, script)?;
+    crate::streaming::install(ctx, &native, &shared.streams, &shared.pending, &script.name)?;
 
     crate::queues::install_natives(ctx, &native)?;
     crate::workflows::install_natives(ctx, &native, script)?;

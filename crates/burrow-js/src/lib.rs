@@ -15,6 +15,7 @@ mod modules;
 mod objects;
 mod queues;
 mod script;
+mod streaming;
 mod typescript;
 mod watch;
 mod workflows;
@@ -39,7 +40,11 @@ use tracing::{error, warn};
 pub use isolate::Exceeded;
 pub use script::{Limits, Script};
 
-use crate::isolate::{Isolate, Outcome};
+use crate::isolate::{Isolate, Outcome, RequestBody};
+
+/// Request bodies up to this size, with a known length, are read before the event; longer or
+/// chunked bodies reach the Worker as they arrive.
+const BUFFERED_REQUEST_BODY_BYTES: u64 = 256 * 1024;
 
 /// The extensions of a `main` that Burrow runs as JavaScript.
 pub const JS_EXTENSIONS: &[&str] = &["js", "mjs", "ts", "mts", "tsx", "jsx", "cjs"];
@@ -439,12 +444,20 @@ impl ShardWorker {
                 )
             })
             .collect();
-        let body = if parts.method == http::Method::GET || parts.method == http::Method::HEAD {
-            None
+        let length = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        let bodiless = parts.method == http::Method::GET || parts.method == http::Method::HEAD;
+        let body = if bodiless || length == Some(0) {
+            RequestBody::None
+        } else if length.is_none_or(|length| length > BUFFERED_REQUEST_BODY_BYTES) {
+            RequestBody::Stream(body)
         } else {
             match body.collect_limited(MAX_REQUEST_BODY_BYTES).await {
-                Ok(bytes) if bytes.is_empty() => None,
-                Ok(bytes) => Some(bytes),
+                Ok(bytes) if bytes.is_empty() => RequestBody::None,
+                Ok(bytes) => RequestBody::Full(bytes),
                 Err(error) => {
                     return text(
                         StatusCode::BAD_REQUEST,
@@ -455,6 +468,11 @@ impl ShardWorker {
         };
         match isolate.fetch(url, method, headers, body).await {
             Outcome::Done {
+                status,
+                headers,
+                body,
+            } => respond(status, &headers, Body::from_bytes(body)),
+            Outcome::Streaming {
                 status,
                 headers,
                 body,
@@ -511,8 +529,8 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 }
 
 /// The HTTP response for a JavaScript Response's parts.
-fn respond(status: u16, headers: &[String], body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Body::from_bytes(body));
+fn respond(status: u16, headers: &[String], body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = response.headers_mut();
@@ -567,7 +585,7 @@ impl ScheduledHandler for Scheduled {
                 .scheduled(controller.cron, controller.scheduled_time_ms)
                 .await
             {
-                Outcome::Done { .. } => Ok(()),
+                Outcome::Done { .. } | Outcome::Streaming { .. } => Ok(()),
                 Outcome::Exception(message) => {
                     error!(worker = %worker.script.name, outcome = "exception", "scheduled: uncaught exception: {message}");
                     Err(message)

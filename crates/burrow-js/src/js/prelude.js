@@ -139,68 +139,6 @@
     });
   }
 
-  // Response.body: llrt's is always undefined, and `new Response(response.body, response)` (how
-  // routers such as Hono change headers) must keep the body. Bodies are buffered in Burrow, so
-  // `body` hands out the value the Response was built from, readable once through getReader().
-  const NativeResponse = g.Response;
-  const bodySources = new WeakMap();
-  class BufferedBody {
-    #source;
-    #locked = false;
-    constructor(source) {
-      this.#source = source;
-    }
-    get locked() {
-      return this.#locked;
-    }
-    static sourceOf(body) {
-      return #source in body ? body.#source : body;
-    }
-    getReader() {
-      if (this.#locked) throw new TypeError("This ReadableStream is currently locked to a reader.");
-      this.#locked = true;
-      const source = this.#source;
-      let done = false;
-      return {
-        async read() {
-          if (done) return { done: true, value: undefined };
-          done = true;
-          return { done: false, value: new Uint8Array(await new NativeResponse(source).arrayBuffer()) };
-        },
-        releaseLock() {},
-        cancel() {
-          done = true;
-          return Promise.resolve();
-        },
-        closed: Promise.resolve(),
-      };
-    }
-  }
-  class Response extends NativeResponse {
-    constructor(body, init) {
-      const source = body instanceof BufferedBody ? BufferedBody.sourceOf(body) : body;
-      // llrt's constructor takes a missing argument, not an explicit undefined.
-      if (init !== undefined && init !== null) super(source, init);
-      else if (source !== undefined) super(source);
-      else super();
-      if (source !== undefined && source !== null) bodySources.set(this, source);
-    }
-    get body() {
-      const source = bodySources.get(this);
-      return source === undefined ? null : new BufferedBody(source);
-    }
-    // Responses from fetch() are llrt's own: they are Responses too.
-    static [Symbol.hasInstance](value) {
-      return value instanceof NativeResponse;
-    }
-    // workerd's content type (llrt adds ";charset=UTF-8").
-    static json(data, init = {}) {
-      const headers = new Headers(init.headers);
-      if (!headers.has("content-type")) headers.set("content-type", "application/json");
-      return new Response(JSON.stringify(data), { status: init.status, statusText: init.statusText, headers });
-    }
-  }
-  g.Response = Response;
 
   // --- encoding -------------------------------------------------------------------------------
   function bytesOf(input) {
@@ -226,6 +164,7 @@
   class TextDecoder {
     #fatal;
     #ignoreBOM;
+    #streaming; // the decoder that carries incomplete sequences while decode(…, { stream: true })
     constructor(label = "utf-8", options = {}) {
       const normalized = String(label).trim().toLowerCase();
       if (normalized !== "utf-8" && normalized !== "utf8" && normalized !== "unicode-1-1-utf-8") {
@@ -243,7 +182,14 @@
     get ignoreBOM() {
       return this.#ignoreBOM;
     }
-    decode(input, _options) {
+    decode(input, options) {
+      if ((options && options.stream) || this.#streaming) {
+        this.#streaming ||= native.streamingDecoder("utf-8", { fatal: this.#fatal, ignoreBOM: this.#ignoreBOM });
+        const stream = Boolean(options && options.stream);
+        const text = this.#streaming.decode(input === undefined ? new Uint8Array(0) : input, stream);
+        if (!stream) this.#streaming = undefined;
+        return text;
+      }
       let bytes = bytesOf(input);
       if (!this.#ignoreBOM && bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
         bytes = bytes.subarray(3);
@@ -507,14 +453,8 @@
       props: {},
     };
   }
-  async function finish(id, response) {
-    if (!(response instanceof Response)) {
-      throw new TypeError("Incorrect type for Promise: the Promise did not resolve to 'Response'.");
-    }
-    const headers = [];
-    for (const [name, value] of response.headers) headers.push(name, value);
-    const body = await response.arrayBuffer();
-    done(id, response.status, headers, body);
+  function finish(id, response) {
+    return native.web.send(id, response, describe);
   }
 
   const internals = {
@@ -564,7 +504,9 @@
       }
       try {
         const init = { method, headers };
-        if (body !== undefined) init.body = body;
+        // An ArrayBuffer (read before the event), or true: read as the Worker pulls.
+        if (body === true) init.body = native.web.requestBody(id);
+        else if (body !== undefined) init.body = body;
         const request = new Request(url, init);
         const result = handlers.fetch(request, env, makeContext());
         if (result instanceof Response) {
