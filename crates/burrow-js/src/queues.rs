@@ -150,7 +150,7 @@ impl QueueHandler for Consumer {
             let isolate = local.isolate().await.map_err(HandlerError::new)?;
             let queue = batch.queue().to_owned();
             match isolate.queue(batch).await {
-                Outcome::Done { .. } => Ok(()),
+                Outcome::Done { .. } | Outcome::Streaming { .. } => Ok(()),
                 Outcome::Exception(message) => {
                     error!(worker = %local.script.name, queue, outcome = "exception", "queue: uncaught exception: {message}");
                     Err(HandlerError::new(message))
