@@ -661,6 +661,7 @@ fn install_globals<'js>(
 
     let prelude: Function = ctx.eval(PRELUDE)?;
     let internals: Object = prelude.call((native.clone(),))?;
+    crate::crypto::install(ctx, &native)?;
     let queue: Function = ctx.eval(crate::queues::QUEUE_JS)?;
     queue.call::<_, ()>((native.clone(), internals.clone()))?;
     let workflow: Function = ctx.eval(crate::workflows::WORKFLOW_JS)?;

@@ -10,6 +10,7 @@
 //! thread-local registry.
 
 mod bindings;
+mod crypto;
 mod isolate;
 mod modules;
 mod objects;
