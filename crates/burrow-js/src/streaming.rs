@@ -1,5 +1,6 @@
-//! Streaming bodies between the HTTP side and an isolate: `js/streams.js` (the WHATWG streams)
-//! and `js/body.js` (stream bodies on Request and Response), and their native helpers. A request
+//! Streaming bodies between the HTTP side and an isolate: `js/streams.js` (the WHATWG streams),
+//! `js/body.js` (stream bodies on Request and Response), `js/formdata.js` (FormData and form
+//! bodies), and their native helpers. A request
 //! body is read as the Worker pulls (`readBody`); a Response whose body is a stream is sent chunk
 //! by chunk (`head`, `push`, `end`, `abort`) through a bounded channel, so a slow client slows
 //! the Worker's stream instead of growing memory.
@@ -20,6 +21,8 @@ use crate::isolate::{Outcome, Pending};
 const STREAMS: &str = include_str!("js/streams.js");
 /// Request and Response bodies as streams, evaluated after streams.js.
 const BODY: &str = include_str!("js/body.js");
+/// FormData, its serialization and the parsing of form bodies, evaluated after body.js.
+const FORMDATA: &str = include_str!("js/formdata.js");
 
 /// Chunks (of at most 64 KiB, cut by body.js) waiting between a streaming Response and the
 /// connection: at most 256 KiB are buffered per response.
@@ -169,6 +172,8 @@ pub(crate) fn install<'js>(
     streams.call::<_, ()>((native.clone(),))?;
     let body: Function = ctx.eval(BODY)?;
     body.call::<_, ()>((native.clone(),))?;
+    let forms: Function = ctx.eval(FORMDATA)?;
+    forms.call::<_, ()>((native.clone(),))?;
     Ok(())
 }
 

@@ -30,9 +30,14 @@
   }
   const NATIVE = Symbol("native body");
 
-  // Splits `body` into a plain source for the native constructor and a stream.
+  // Splits `body` into a plain source for the native constructor and a stream (and the
+  // content type a FormData body brings).
   function unpack(body) {
     if (body === undefined || body === null) return { source: body, stream: undefined };
+    if (native.forms.isFormData(body)) {
+      const { blob, contentType } = native.forms.serialize(body);
+      return { source: blob, stream: undefined, contentType };
+    }
     if (isReadable(body)) {
       const plain = lazy.get(body);
       if (plain && !body.locked && !disturbed(body)) {
@@ -107,12 +112,7 @@
         return new Blob([buffer], { type: this.headers.get("content-type") || "" });
       },
       async formData() {
-        const state = stateOf(this);
-        if (!state.stream && state.source !== undefined && state.source !== null && !state.used) {
-          return prototype.formData.call(this);
-        }
-        const buffer = await arrayBufferOf(this, prototype);
-        return new NativeResponse(buffer, { headers: this.headers }).formData();
+        return native.forms.parse(await arrayBufferOf(this, prototype), this.headers.get("content-type"));
       },
     };
   }
@@ -125,12 +125,13 @@
 
   class Response extends NativeResponse {
     constructor(body = undefined, init = undefined) {
-      const { source, stream } = unpack(body);
+      const { source, stream, contentType } = unpack(body);
       // llrt's constructor takes a missing argument, not an explicit undefined.
       if (init !== undefined && init !== null) super(source === undefined ? null : source, init);
       else if (source !== undefined) super(source);
       else super();
       states.set(this, { stream, source, used: false });
+      if (contentType !== undefined && !this.headers.has("content-type")) this.headers.set("content-type", contentType);
     }
     clone() {
       const state = stateOf(this);
@@ -170,9 +171,10 @@
     constructor(input, init = undefined) {
       let stream;
       let source;
+      let contentType;
       const hasBody = init !== undefined && init !== null && init.body !== undefined;
       if (hasBody) {
-        ({ source, stream } = unpack(init.body));
+        ({ source, stream, contentType } = unpack(init.body));
         const copy = {};
         for (const key of INIT_KEYS) if (init[key] !== undefined) copy[key] = init[key];
         if (source !== undefined) copy.body = source;
@@ -194,6 +196,7 @@
       if (init !== undefined && init !== null) super(input, init);
       else super(input);
       states.set(this, { stream, source: stream ? undefined : source === NATIVE ? NATIVE : source, used: false });
+      if (contentType !== undefined && !this.headers.has("content-type")) this.headers.set("content-type", contentType);
     }
     clone() {
       const state = stateOf(this);
@@ -234,6 +237,42 @@
     }
     const response = init === undefined ? await nativeFetch(input) : await nativeFetch(input, init);
     return adopt(response, Response.prototype);
+  }
+
+  // Blob (llrt's): slice() with the spec's defaults and clamping (llrt's end defaults to 0 and
+  // must not precede start), and stream().
+  for (const Class of [g.Blob, g.File]) {
+    if (typeof Class !== "function" || Object.prototype.hasOwnProperty.call(Class.prototype, "stream")) continue;
+    const nativeSlice = Class.prototype.slice;
+    Object.defineProperty(Class.prototype, "slice", {
+      value(start = 0, end = undefined, contentType = undefined) {
+        const size = this.size;
+        const clamp = (value, fallback) => {
+          const n = value === undefined ? fallback : Math.trunc(Number(value)) || 0;
+          return n < 0 ? Math.max(size + n, 0) : Math.min(n, size);
+        };
+        const from = clamp(start, 0);
+        const to = Math.max(from, clamp(end, size));
+        return contentType === undefined ? nativeSlice.call(this, from, to) : nativeSlice.call(this, from, to, String(contentType));
+      },
+      writable: true,
+      configurable: true,
+    });
+    Object.defineProperty(Class.prototype, "stream", {
+      value() {
+        const blob = this;
+        return new ReadableStream({
+          type: "bytes",
+          async pull(controller) {
+            const buffer = await blob.arrayBuffer();
+            if (buffer.byteLength > 0) controller.enqueue(new Uint8Array(buffer));
+            controller.close();
+          },
+        });
+      },
+      writable: true,
+      configurable: true,
+    });
   }
 
   g.Response = Response;
