@@ -191,6 +191,8 @@ async fn slow_handlers_do_not_pile_up() {
         })
         .await;
     }
+    // A fired handler starts on its shard a moment after the scheduler counts it.
+    wait_for(|| *started.lock().unwrap() >= 2 && scheduler.stats()[0].running >= 2).await;
     let stats = scheduler.stats()[0].clone();
     assert_eq!((stats.fired, stats.skipped, stats.running), (2, 2, 2));
     assert_eq!(*started.lock().unwrap(), 2);

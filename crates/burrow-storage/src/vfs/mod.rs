@@ -199,6 +199,15 @@ pub enum Error {
         /// The database file.
         path: PathBuf,
     },
+    /// Reading or creating the file failed.
+    #[error("{path:?}: {source}")]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// A registered instance of the VFS. Cheap to clone; unregistered when the last clone and the
@@ -300,6 +309,42 @@ impl Vfs {
     /// Every main database file the VFS holds state for.
     pub fn main_files(&self) -> Vec<MainFile> {
         self.shared.registry().values().cloned().collect()
+    }
+
+    /// Starts a new, empty database file at `path` with the content `image` (a whole database,
+    /// `page_size` bytes per page) already in its overlay, committed and in the capture window,
+    /// as if SQLite had written it in one transaction: the next [`MainFile::take_capture`] after
+    /// SQLite opens the file returns it. Returns false (and changes nothing) when the VFS already
+    /// holds state for `path` or the file is not empty. For creating an object's database from
+    /// a template instead of running the same DDL for every new object.
+    pub fn seed_new(&self, path: &Path, image: &[u8], page_size: usize) -> Result<bool, Error> {
+        let mut files = self.shared.registry();
+        if files.contains_key(path) || page_size == 0 || !image.len().is_multiple_of(page_size) {
+            return Ok(false);
+        }
+        let io = |error: std::io::Error| Error::Io {
+            path: path.to_owned(),
+            source: error,
+        };
+        let file = self.shared.fs.open(path, OpenMode::Create).map_err(io)?;
+        let mut state = MainState::new(file).map_err(io)?;
+        if state.size() != 0 {
+            return Ok(false);
+        }
+        for (index, page) in image.chunks(page_size).enumerate() {
+            state.write(page, (index * page_size) as u64).map_err(io)?;
+        }
+        state.committed();
+        state.open = false;
+        let main = MainFile {
+            inner: Arc::new(MainInner {
+                path: path.to_owned(),
+                shared: self.shared.this.clone(),
+                state: Mutex::new(state),
+            }),
+        };
+        files.insert(path.to_owned(), main);
+        Ok(true)
     }
 
     /// Forgets a closed file's overlay, dropping whatever it held. For deleting an object's
@@ -477,6 +522,18 @@ impl MainFile {
             self.forget_if_clean();
         }
         Ok(capture)
+    }
+
+    /// The whole database as SQLite sees it (overlay over file).
+    pub fn read_all(&self) -> Result<Vec<u8>, Error> {
+        self.with_state(|state| {
+            let mut bytes = vec![0; state.size() as usize];
+            state.read(&mut bytes, 0).map(|_| bytes)
+        })?
+        .map_err(|source| Error::Io {
+            path: self.inner.path.clone(),
+            source,
+        })
     }
 
     /// Pages held in the overlay (not yet checkpointed).
