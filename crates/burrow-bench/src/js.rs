@@ -135,7 +135,7 @@ pub(crate) fn run(options: Options) -> anyhow::Result<()> {
 }
 
 /// Builds the burrow binary in release mode and returns its executable.
-fn build_burrow(root: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn build_burrow(root: &Path) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
@@ -165,7 +165,11 @@ fn build_burrow(root: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// `burrow serve -c CONFIG` on a free port, its data and log under `scratch`.
-fn start_burrow(burrow: &Path, config: &Path, scratch: &Path) -> anyhow::Result<(Server, u16)> {
+pub(crate) fn start_burrow(
+    burrow: &Path,
+    config: &Path,
+    scratch: &Path,
+) -> anyhow::Result<(Server, u16)> {
     let port = free_port()?;
     let mut command = Command::new(burrow);
     command
@@ -182,7 +186,7 @@ fn start_burrow(burrow: &Path, config: &Path, scratch: &Path) -> anyhow::Result<
 }
 
 /// Polls `GET /hello` on `port` until it answers "ok".
-fn wait_ok(port: u16) -> anyhow::Result<()> {
+pub(crate) fn wait_ok(port: u16) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         if let Ok((200, body)) = http_get(port, "/hello") {

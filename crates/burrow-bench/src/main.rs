@@ -3,6 +3,7 @@
 //! Every benchmark ends with one `RESULT <name> key=value ...` line; scripts parse that line.
 
 mod js;
+mod js_objects;
 mod kv;
 mod load;
 mod objects;
@@ -130,6 +131,17 @@ enum Bench {
         #[arg(long, value_name = "PATH")]
         burrow: Option<PathBuf>,
     },
+    /// JavaScript Durable Objects: bench/js-objects/worker.js (a SQLite-backed counter over RPC)
+    /// under Burrow and under workerd (from npm, local-disk storage), one hot counter and 10,000
+    /// counters at random, at 32 connections.
+    JsObjects {
+        /// A short run (under 120 s once built).
+        #[arg(long)]
+        quick: bool,
+        /// A prebuilt burrow executable (default: build it with cargo).
+        #[arg(long, value_name = "PATH")]
+        burrow: Option<PathBuf>,
+    },
     /// The HTTP load generator the other benchmarks start as a separate process.
     Load(load::Args),
     /// The WebSocket clients the websockets benchmark starts as a separate process.
@@ -186,6 +198,9 @@ fn main() -> anyhow::Result<()> {
             cycles,
         }),
         Bench::Js { quick, burrow } => js::run(js::Options { quick, burrow }),
+        Bench::JsObjects { quick, burrow } => {
+            js_objects::run(js_objects::Options { quick, burrow })
+        }
         Bench::Load(args) => load::main(args),
         Bench::WsClients(args) => websockets::clients::main(args),
     }
