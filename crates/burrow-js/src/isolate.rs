@@ -84,6 +84,13 @@ pub(crate) enum Outcome {
         headers: Vec<String>,
         body: burrow_http::Body,
     },
+    /// The handler's Response carries the client end of a WebSocketPair: accept the upgrade and
+    /// run `driver` for socket `socket` (`websocket`).
+    WebSocket {
+        headers: Vec<String>,
+        socket: u32,
+        driver: burrow_http::websocket::Driver,
+    },
     /// The handler threw or rejected: the error with its stack.
     Exception(String),
     /// The event went over a limit.
@@ -134,6 +141,7 @@ struct Shared {
     /// The waker of the runtime's driver task (see [`drain_jobs`]).
     driver: RefCell<Option<Waker>>,
     streams: Rc<Streams>,
+    sockets: Rc<crate::websocket::Sockets>,
 }
 
 impl Shared {
@@ -148,6 +156,7 @@ impl Shared {
             }
         }
         self.streams.abort_all(exceeded.outcome());
+        self.sockets.close_all(exceeded.outcome());
     }
 }
 
@@ -190,6 +199,7 @@ impl Isolate {
             condemned: Cell::new(None),
             driver: RefCell::new(None),
             streams: Rc::default(),
+            sockets: Rc::default(),
         });
         {
             let meter = meter.clone();
@@ -283,7 +293,7 @@ impl Isolate {
         let isolate_parts = (internals, env);
         drain_jobs(&runtime, &meter, &shared).await;
         match receiver.await {
-            Ok(Outcome::Done { .. } | Outcome::Streaming { .. }) => {}
+            Ok(Outcome::Done { .. } | Outcome::Streaming { .. } | Outcome::WebSocket { .. }) => {}
             Ok(Outcome::Exception(error)) => return Err(error),
             Ok(Outcome::Exceeded(exceeded)) => {
                 return Err(format!(
@@ -319,6 +329,11 @@ impl Isolate {
             next_id: Cell::new(1),
             tasks,
         })
+    }
+
+    /// The isolate's open WebSockets.
+    pub(crate) fn sockets(&self) -> &crate::websocket::Sockets {
+        &self.shared.sockets
     }
 
     /// Whether the isolate went over a limit and must not take new events.
@@ -655,6 +670,7 @@ fn install_globals<'js>(
     bindings::install_natives(ctx, &native, script)?;
     crate::objects::install_natives(ctx, &native, script)?;
     crate::streaming::install(ctx, &native, &shared.streams, &shared.pending, &script.name)?;
+    crate::websocket::install(ctx, &native, &shared.sockets, &shared.pending)?;
 
     crate::queues::install_natives(ctx, &native)?;
     crate::workflows::install_natives(ctx, &native, script)?;
@@ -666,6 +682,8 @@ fn install_globals<'js>(
     queue.call::<_, ()>((native.clone(), internals.clone()))?;
     let workflow: Function = ctx.eval(crate::workflows::WORKFLOW_JS)?;
     workflow.call::<_, ()>((native.clone(), internals.clone()))?;
+    let websocket: Function = ctx.eval(crate::websocket::WEBSOCKET_JS)?;
+    websocket.call::<_, ()>((native.clone(), internals.clone()))?;
     crate::objects::install_js(ctx, &native, &internals)?;
     Ok(internals)
 }

@@ -19,6 +19,7 @@ mod script;
 mod streaming;
 mod typescript;
 mod watch;
+mod websocket;
 mod workflows;
 
 use std::cell::RefCell;
@@ -426,6 +427,8 @@ impl ShardWorker {
             Ok(isolate) => isolate,
             Err(message) => return self.exception(&message),
         };
+        // What accepting a WebSocket needs, if the Worker answers with one.
+        let upgrade = websocket_upgrade(&request);
         let (parts, body) = request.into_parts();
         let host = parts
             .headers
@@ -478,6 +481,14 @@ impl ShardWorker {
                 headers,
                 body,
             } => respond(status, &headers, body),
+            Outcome::WebSocket {
+                headers,
+                socket,
+                driver,
+            } => {
+                self.accept_websocket(isolate, upgrade, &headers, socket, driver)
+                    .await
+            }
             Outcome::Exception(message) => self.exception(&message),
             Outcome::Exceeded(exceeded) => {
                 warn!(worker = %self.script.name, outcome = exceeded.outcome(), "the request went over a limit");
@@ -485,6 +496,67 @@ impl ShardWorker {
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("Worker exceeded resource limits ({})\n", exceeded.outcome()),
                 )
+            }
+        }
+    }
+
+    /// Accepts the upgrade the Worker answered with a `101` and starts the socket's driver.
+    async fn accept_websocket(
+        &self,
+        isolate: Rc<Isolate>,
+        upgrade: Option<(
+            burrow_http::websocket::Upgrade,
+            burrow_http::websocket::Handshake,
+        )>,
+        headers: &[String],
+        socket: u32,
+        driver: burrow_http::websocket::Driver,
+    ) -> Response<Body> {
+        let Some((upgrade, handshake)) = upgrade else {
+            websocket::abandoned(
+                &isolate,
+                socket,
+                "not a WebSocket upgrade request".to_owned(),
+            )
+            .await;
+            return text(
+                StatusCode::BAD_REQUEST,
+                "the Worker answered with a WebSocket, but the request is not a WebSocket upgrade\n",
+            );
+        };
+        let protocol = headers
+            .chunks_exact(2)
+            .find(|pair| pair[0].eq_ignore_ascii_case("sec-websocket-protocol"))
+            .map(|pair| pair[1].as_str());
+        match upgrade.accept(&handshake, protocol) {
+            Ok(accepted) => {
+                tokio::task::spawn_local(websocket::run(
+                    isolate,
+                    socket,
+                    driver,
+                    accepted.connection,
+                ));
+                let mut response = accepted.response;
+                for pair in headers.chunks_exact(2) {
+                    let name = pair[0].to_ascii_lowercase();
+                    if name.starts_with("sec-websocket-")
+                        || name == "upgrade"
+                        || name == "connection"
+                    {
+                        continue;
+                    }
+                    if let (Ok(name), Ok(value)) = (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(&pair[1]),
+                    ) {
+                        response.headers_mut().append(name, value);
+                    }
+                }
+                response
+            }
+            Err(error) => {
+                websocket::abandoned(&isolate, socket, error.to_string()).await;
+                error.into_response()
             }
         }
     }
@@ -511,6 +583,29 @@ impl ShardWorker {
             }
         }
     }
+}
+
+/// The upgrade right and checked handshake of a WebSocket upgrade request.
+fn websocket_upgrade(
+    request: &Request<Body>,
+) -> Option<(
+    burrow_http::websocket::Upgrade,
+    burrow_http::websocket::Handshake,
+)> {
+    if !burrow_http::websocket::is_upgrade_request(request.headers()) {
+        return None;
+    }
+    let upgrade = request
+        .extensions()
+        .get::<burrow_http::websocket::Upgrade>()?
+        .clone();
+    let handshake = burrow_http::websocket::Handshake::check(
+        request.method(),
+        request.version(),
+        request.headers(),
+    )
+    .ok()?;
+    Some((upgrade, handshake))
 }
 
 fn escape(text: &str) -> String {
@@ -586,7 +681,9 @@ impl ScheduledHandler for Scheduled {
                 .scheduled(controller.cron, controller.scheduled_time_ms)
                 .await
             {
-                Outcome::Done { .. } | Outcome::Streaming { .. } => Ok(()),
+                Outcome::Done { .. } | Outcome::Streaming { .. } | Outcome::WebSocket { .. } => {
+                    Ok(())
+                }
                 Outcome::Exception(message) => {
                     error!(worker = %worker.script.name, outcome = "exception", "scheduled: uncaught exception: {message}");
                     Err(message)

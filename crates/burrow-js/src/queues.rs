@@ -150,7 +150,9 @@ impl QueueHandler for Consumer {
             let isolate = local.isolate().await.map_err(HandlerError::new)?;
             let queue = batch.queue().to_owned();
             match isolate.queue(batch).await {
-                Outcome::Done { .. } | Outcome::Streaming { .. } => Ok(()),
+                Outcome::Done { .. } | Outcome::Streaming { .. } | Outcome::WebSocket { .. } => {
+                    Ok(())
+                }
                 Outcome::Exception(message) => {
                     error!(worker = %local.script.name, queue, outcome = "exception", "queue: uncaught exception: {message}");
                     Err(HandlerError::new(message))

@@ -534,9 +534,9 @@ fn finish(outcome: Outcome) -> Result<Value, WorkflowError> {
         } => serde_json::from_slice(&body)
             .map_err(|error| internal(format!("the workflow's output is not JSON: {error}"))),
         Outcome::Done { body, .. } => Err(error_from(&String::from_utf8_lossy(&body))),
-        Outcome::Streaming { .. } => {
-            Err(internal("a workflow run ended with a streaming response"))
-        }
+        Outcome::Streaming { .. } | Outcome::WebSocket { .. } => Err(internal(
+            "a workflow run ended with a streaming or WebSocket response",
+        )),
         Outcome::Exception(message) => Err(WorkflowError::new(message)),
         Outcome::Exceeded(exceeded) => Err(internal(format!(
             "Worker exceeded resource limits ({})",

@@ -125,16 +125,38 @@
 
   class Response extends NativeResponse {
     constructor(body = undefined, init = undefined) {
+      let webSocket = null;
+      if (init !== undefined && init !== null && init.webSocket !== undefined && init.webSocket !== null) {
+        if (Number(init.status) !== 101) {
+          throw new RangeError("Responses with a WebSocket must have status code 101.");
+        }
+        native.wsForResponse(init.webSocket);
+        webSocket = init.webSocket;
+        const copy = {};
+        for (const key of ["statusText", "headers"]) if (init[key] !== undefined) copy[key] = init[key];
+        init = copy;
+        body = null;
+      }
       const { source, stream, contentType } = unpack(body);
       // llrt's constructor takes a missing argument, not an explicit undefined.
       if (init !== undefined && init !== null) super(source === undefined ? null : source, init);
       else if (source !== undefined) super(source);
       else super();
-      states.set(this, { stream, source, used: false });
+      states.set(this, { stream, source, used: false, webSocket });
       if (contentType !== undefined && !this.headers.has("content-type")) this.headers.set("content-type", contentType);
+    }
+    get status() {
+      return stateOf(this).webSocket ? 101 : Reflect.get(NativeResponse.prototype, "status", this);
+    }
+    get ok() {
+      return stateOf(this).webSocket ? false : Reflect.get(NativeResponse.prototype, "ok", this);
+    }
+    get webSocket() {
+      return stateOf(this).webSocket || null;
     }
     clone() {
       const state = stateOf(this);
+      if (state.webSocket) throw new TypeError("Cannot clone a Response with a WebSocket.");
       if (bodyUsed(this, NativeResponse.prototype)) throw new TypeError("Body has already been used. It can only be used once. Use tee() first if you need to read it twice.");
       if (state.stream) {
         const [mine, theirs] = state.stream.tee();
@@ -291,6 +313,10 @@
     const headers = [];
     for (const [name, value] of response.headers) headers.push(name, value);
     const state = stateOf(response);
+    if (state.webSocket) {
+      native.wsBind(state.webSocket, native.wsAccept(id, headers));
+      return;
+    }
     const stream = state.stream;
     if (!stream || (lazy.has(stream) && !stream.locked && !disturbed(stream))) {
       native.done(id, response.status, headers, await response.arrayBuffer());
