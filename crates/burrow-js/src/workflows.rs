@@ -84,6 +84,8 @@ thread_local! {
     /// Step callbacks running in JavaScript, by call number.
     static CALLS: RefCell<HashMap<u32, oneshot::Sender<Reply>>> = RefCell::new(HashMap::new());
     static NEXT_CALL: Cell<u32> = const { Cell::new(1) };
+    /// Runs that ended since the last run started (see [`Registered`]).
+    static ENDED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 fn next(counter: &'static std::thread::LocalKey<Cell<u32>>) -> u32 {
@@ -361,27 +363,37 @@ pub(crate) fn install_natives<'js>(
     Ok(())
 }
 
-/// Removes a run from the registry and lets JavaScript drop its promises when the run ends
-/// (finished, suspended or cancelled).
+/// Removes a run from the registry when the run ends (finished, suspended or cancelled), and
+/// queues it for JavaScript to drop its promises.
 struct Registered {
     key: u32,
-    isolate: Rc<Isolate>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         let key = self.key;
         RUNS.with(|runs| runs.borrow_mut().remove(&key));
-        let isolate = self.isolate.clone();
-        tokio::task::spawn_local(async move {
-            let _ = isolate
-                .enter(|_ctx, internals| {
-                    let forget: Function = internals.get("workflowForget")?;
-                    forget.call::<_, ()>((key,))
-                })
-                .await;
-        });
+        // Dropping cannot enter JavaScript (it may happen at shutdown, outside any task): the
+        // next run on this thread tells JavaScript to forget this one.
+        ENDED.with(|ended| ended.borrow_mut().push(key));
     }
+}
+
+/// Tells JavaScript to drop the promises of runs that ended on this thread.
+async fn forget_ended(isolate: &Isolate) {
+    let keys: Vec<u32> = ENDED.with(|ended| ended.borrow_mut().drain(..).collect());
+    if keys.is_empty() {
+        return;
+    }
+    let _ = isolate
+        .enter(|_ctx, internals| {
+            let forget: Function = internals.get("workflowForget")?;
+            for key in keys {
+                forget.call::<_, ()>((key,))?;
+            }
+            Ok(())
+        })
+        .await;
 }
 
 /// What woke the run loop.
@@ -464,10 +476,8 @@ impl Isolate {
         let key = next(&NEXT_RUN);
         tracing::debug!(key, "workflow run starts");
         RUNS.with(|runs| runs.borrow_mut().insert(key, run.clone()));
-        let _registered = Registered {
-            key,
-            isolate: self.clone(),
-        };
+        forget_ended(&self).await;
+        let _registered = Registered { key };
         let event_json = json!({
             "payload": event.payload,
             "timestamp": event.timestamp_ms,
