@@ -1,7 +1,8 @@
 //! JavaScript queue consumers under the real binary: `examples/js_task_queue` (exponential
 //! backoff with `message.retry({delaySeconds})`, the dead-letter queue after `max_retries`, its
 //! consumer), and the batch rules of spec §2 seen from JavaScript (an exception retries every
-//! message not explicitly acked; `ackAll`/`retryAll`; body content types; `timestamp` a Date).
+//! message not explicitly acked; `ackAll` and `retryAll` decide for the whole batch; body content
+//! types; `timestamp` a Date).
 
 mod support;
 
@@ -225,6 +226,89 @@ export default {
     );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(get_json(&server, "/").as_array().map(Vec::len), Some(7));
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+/// `ackAll()` holds even when the handler then throws; `retryAll()` retries every message of a
+/// handler that resolved.
+#[test]
+fn ack_all_and_retry_all_decide_for_the_whole_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    write(
+        root,
+        "wrangler.toml",
+        r#"name = "batch-calls"
+main = "index.js"
+[[kv_namespaces]]
+binding = "SEEN"
+id = "seen"
+[[queues.producers]]
+binding = "ACKED"
+queue = "acked"
+[[queues.producers]]
+binding = "RETRIED"
+queue = "retried"
+[[queues.consumers]]
+queue = "acked"
+max_batch_size = 10
+max_batch_timeout = 1
+[[queues.consumers]]
+queue = "retried"
+max_batch_size = 10
+max_batch_timeout = 1
+max_retries = 1
+"#,
+    );
+    write(
+        root,
+        "index.js",
+        r#"
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname === "/send") {
+      await env.ACKED.sendBatch([{ body: 1 }, { body: 2 }]);
+      await env.RETRIED.sendBatch([{ body: 1 }, { body: 2 }]);
+      return new Response("sent");
+    }
+    const seen = [];
+    for (const key of (await env.SEEN.list()).keys) seen.push(key.name);
+    return Response.json(seen.sort());
+  },
+  async queue(batch, env) {
+    for (const message of batch.messages) {
+      await env.SEEN.put(`${batch.queue}:${message.body}:${message.attempts}`, "1");
+    }
+    if (batch.queue === "acked") {
+      batch.ackAll();
+      throw new Error("after ackAll");
+    }
+    batch.retryAll({ delaySeconds: 0 });
+  },
+};
+"#,
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let server = dev(root, state.path());
+    let (status, response) = http(server.ingress, "GET", "/send", &[]);
+    assert_eq!(status, 200, "{response}");
+    let all = [
+        "acked:1:1",
+        "acked:2:1",
+        "retried:1:1",
+        "retried:1:2",
+        "retried:2:1",
+        "retried:2:2",
+    ];
+    let seen = wait_json(&server, "/", |v| {
+        v.as_array().is_some_and(|a| a.len() >= all.len())
+    });
+    assert_eq!(seen, serde_json::json!(all));
+    // max_retries = 1: nothing after the second attempt, and the acked batch never comes back.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(get_json(&server, "/"), serde_json::json!(all));
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }

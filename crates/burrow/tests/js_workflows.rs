@@ -1,7 +1,8 @@
 //! JavaScript Workflows under the real binary: a `WorkflowEntrypoint` class bound by
 //! `[[workflows]]`, `step.do` (results cached across replays, retries with backoff,
-//! `NonRetryableError`), `step.sleep`, `step.waitForEvent`, and the binding in `env` (create,
-//! createBatch, get, status, pause, resume, terminate, restart, sendEvent), seen over HTTP.
+//! `NonRetryableError`), `step.sleep`, `step.sleepUntil`, `step.waitForEvent`, and the binding in
+//! `env` (create, createBatch, get, status, pause, resume, terminate, restart, sendEvent), seen
+//! over HTTP.
 
 mod support;
 
@@ -69,6 +70,8 @@ export class Demo extends WorkflowEntrypoint {
       return { doubled: event.payload.n * 2, hasEnv: this.env.LABEL === "demo" };
     });
     await step.sleep("nap", 200);
+    // A Date derived from the event, so every replay asks for the same time.
+    await step.sleepUntil("until", new Date(event.timestamp.getTime() + 300));
     const flaky = await step.do(
       "flaky",
       { retries: { limit: 3, delay: 50, backoff: "constant" }, timeout: "1 minute" },
