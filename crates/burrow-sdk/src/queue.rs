@@ -318,7 +318,21 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, service: &Service, loaded: 
         let api = api.clone();
         async move {
             let page = admin::Page::from_request(&request, 20, 1000)?;
-            let queues = api.list().await.map_err(api_error)?;
+            let mut queues = api.list().await.map_err(api_error)?;
+            // `?name=a&name=b`: only those queues (wrangler finds a queue's id this way).
+            let names: Vec<String> = request
+                .query_pairs()
+                .into_iter()
+                .filter(|(key, _)| key == "name")
+                .map(|(_, value)| value)
+                .collect();
+            if !names.is_empty() {
+                queues.retain(|queue| {
+                    names
+                        .iter()
+                        .any(|name| queue["queue_name"].as_str() == Some(name.as_str()))
+                });
+            }
             let (result, info) = page.slice(queues);
             Ok(admin::success_with_info(result, Some(info)))
         }
@@ -329,6 +343,44 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, service: &Service, loaded: 
         async move {
             let body: CreateQueue = request.json().await?;
             Ok(admin::success(api.create(body).await.map_err(api_error)?))
+        }
+    });
+    // Queues named by `[[queues.producers]]` or `[[queues.consumers]]` would come back at the
+    // next start, so they cannot be deleted while configured.
+    let mut bound: Vec<(String, String)> = Vec::new();
+    for worker in loaded.workers() {
+        for producer in &worker.config.queue_producers {
+            bound.push((
+                producer.queue.clone(),
+                format!("[[queues.producers]] binding {:?}", producer.binding),
+            ));
+        }
+        for consumer in &worker.config.queue_consumers {
+            bound.push((consumer.queue.clone(), "[[queues.consumers]]".to_string()));
+            if let Some(dead_letter) = &consumer.dead_letter_queue {
+                bound.push((
+                    dead_letter.clone(),
+                    format!("dead_letter_queue of the consumer of {:?}", consumer.queue),
+                ));
+            }
+        }
+    }
+    let bound = Arc::new(bound);
+    let api = service.api.clone();
+    router.route(Method::DELETE, QUEUE_PATH, move |request| {
+        let api = api.clone();
+        let bound = Arc::clone(&bound);
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            let info = api.get(&queue).await.map_err(api_error)?;
+            let name = info["queue_name"].as_str().unwrap_or_default().to_owned();
+            if let Some((_, binding)) = bound.iter().find(|(bound, _)| *bound == name) {
+                return Err(api_error(Error::QueueInUse {
+                    name,
+                    binding: binding.clone(),
+                }));
+            }
+            Ok(admin::success(api.delete(&name).await.map_err(api_error)?))
         }
     });
     let api = service.api.clone();

@@ -89,6 +89,11 @@ pub(crate) enum QueuesCommand {
         /// The queue's name.
         queue: String,
     },
+    /// Delete a queue and its messages (refused for a queue the configuration binds).
+    Delete {
+        /// The queue's name.
+        queue: String,
+    },
 }
 
 pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
@@ -252,6 +257,14 @@ pub(crate) fn run(args: QueuesArgs) -> anyhow::Result<()> {
                 Some(&json!({"delete_messages_permanently": true})),
             )?;
             remote.print(&envelope, |_| println!("Purged {queue}."));
+        }
+        QueuesCommand::Delete { queue } => {
+            let envelope = remote.call(
+                Method::DELETE,
+                &format!("queues/{}", encode_segment(&queue)),
+                None,
+            )?;
+            remote.print(&envelope, |_| println!("Deleted {queue}."));
         }
     }
     Ok(())

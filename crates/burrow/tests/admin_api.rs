@@ -1,5 +1,5 @@
 //! The admin API of a running `burrow dev`, spoken to over raw HTTP: KV namespaces (list with
-//! pages, create, delete), bulk write and delete, and every endpoint's error cases (wrong or
+//! pages, create, delete), queues created and deleted, bulk write and delete, and every endpoint's error cases (wrong or
 //! missing token, unknown namespace or queue, bad cursor, bad page, oversize value, malformed
 //! bodies) in Cloudflare's error shape.
 
@@ -98,6 +98,70 @@ fn server(dir: &std::path::Path) -> support::Server {
         ])
         .env("BURROW_API_TOKEN", TOKEN),
     )
+}
+
+#[test]
+fn queues_are_created_and_deleted_unless_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    let api = Api {
+        address: server.admin,
+    };
+    let names = |api: &Api| -> Vec<String> {
+        api.ok("GET", "/queues", b"")["result"]
+            .as_array()
+            .expect("queue list")
+            .iter()
+            .map(|queue| queue["queue_name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let created = api.ok("POST", "/queues", br#"{"queue_name":"scratch"}"#);
+    let id = created["result"]["queue_id"]
+        .as_str()
+        .expect("queue id")
+        .to_owned();
+    api.ok(
+        "POST",
+        "/queues/scratch/messages",
+        br#"{"body":"left behind"}"#,
+    );
+    assert_eq!(names(&api), ["jobs", "scratch"]);
+    let filtered = api.ok("GET", "/queues?name=scratch", b"");
+    assert_eq!(
+        filtered["result"].as_array().map(Vec::len),
+        Some(1),
+        "{filtered}"
+    );
+    assert_eq!(filtered["result"][0]["queue_id"], id.as_str(), "{filtered}");
+
+    // Deleting by id removes the queue and its messages.
+    let deleted = api.ok("DELETE", &format!("/queues/{id}"), b"");
+    assert_eq!(deleted["result"], Value::Null, "{deleted}");
+    assert_eq!(names(&api), ["jobs"]);
+    api.fails("GET", "/queues/scratch", b"", 404, 10104);
+    api.fails("DELETE", "/queues/scratch", b"", 404, 10104);
+    api.fails(
+        "POST",
+        "/queues/scratch/messages",
+        br#"{"body":1}"#,
+        404,
+        10104,
+    );
+
+    // A queue of the same name starts empty.
+    api.ok("POST", "/queues", br#"{"queue_name":"scratch"}"#);
+    let metrics = api.ok("GET", "/queues/scratch/metrics", b"");
+    assert_eq!(metrics["result"]["backlog_count"], 0, "{metrics}");
+    api.ok("DELETE", "/queues/scratch", b"");
+
+    // A queue the configuration binds would come back at the next start: refused, kept.
+    let message = api.fails("DELETE", "/queues/jobs", b"", 409, 11004);
+    assert!(
+        message.contains("\"jobs\"") && message.contains("[[queues.producers]] binding \"JOBS\""),
+        "{message}"
+    );
+    assert_eq!(names(&api), ["jobs"]);
 }
 
 #[test]

@@ -108,6 +108,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/queues/{queue}/messages/pull"),
     ("POST", "/queues/{queue}/messages/ack"),
     ("POST", "/queues/{queue}/purge"),
+    ("DELETE", "/queues/{queue}"),
     ("GET", "/workflows"),
     ("GET", "/workflows/{workflow}"),
     ("GET", "/workflows/{workflow}/instances"),

@@ -1,5 +1,5 @@
 //! `burrow queues` against a running `burrow dev`: the configured queues exist, and list, create,
-//! send, stats, pull, ack (with a retry) and purge go through the admin API's v4 endpoints.
+//! send, stats, pull, ack (with a retry), purge and delete go through the admin API's v4 endpoints.
 
 mod support;
 
@@ -128,6 +128,17 @@ fn queue_verbs_reach_the_queues_through_the_admin_api() {
     ok(queues(&["purge", "jobs"]));
     let stats: Value = serde_json::from_str(&ok(queues(&["stats", "jobs", "--json"]))).unwrap();
     assert_eq!(stats["result"]["backlog_count"], 0, "{stats}");
+
+    ok(queues(&["create", "scratch"]));
+    assert!(ok(queues(&["delete", "scratch"])).contains("Deleted scratch."));
+    assert!(!ok(queues(&["list"])).contains("scratch"));
+    let refused = queues(&["delete", "jobs-dlq"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("dead_letter_queue"),
+        "{}",
+        stderr(&refused)
+    );
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
 }

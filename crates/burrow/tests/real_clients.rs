@@ -220,6 +220,11 @@ fn wrangler_manages_kv_and_queues() {
 
     let queues = run(&["queues", "list"]);
     assert!(queues.contains("jobs"), "{queues}");
+    run(&["queues", "create", "made-by-wrangler"]);
+    assert!(run(&["queues", "list"]).contains("made-by-wrangler"));
+    run(&["queues", "delete", "made-by-wrangler"]);
+    let queues = run(&["queues", "list"]);
+    assert!(!queues.contains("made-by-wrangler"), "{queues}");
 }
 
 #[test]

@@ -278,6 +278,24 @@ impl Api {
         Ok(queue_json(&info))
     }
 
+    /// `DELETE /queues/{id}`.
+    pub async fn delete(&self, id: &str) -> Result<Value, Error> {
+        let name = queue_name(id);
+        let pulled = self
+            .pull
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&name);
+        if pulled {
+            return Err(Error::QueueInUse {
+                name,
+                binding: "a pull consumer in [[queues.consumers]]".to_string(),
+            });
+        }
+        self.queues.delete(&name).await?;
+        Ok(Value::Null)
+    }
+
     /// `GET /queues/{id}/metrics`: Cloudflare's backlog figures, plus Burrow's counters.
     pub async fn metrics(&self, id: &str) -> Result<Value, Error> {
         let metrics = self.queues.metrics(&queue_name(id)).await?;

@@ -124,6 +124,16 @@ pub enum Error {
     /// The queue already has a consumer.
     #[error("queue {0:?} already has a consumer (Cloudflare allows one per queue)")]
     ConsumerExists(String),
+    /// The queue is bound in the configuration, which would bring it back.
+    #[error(
+        "queue {name:?} is bound in the configuration ({binding}); remove the binding and restart before deleting it"
+    )]
+    QueueInUse {
+        /// The queue.
+        name: String,
+        /// Which configuration entry binds it.
+        binding: String,
+    },
     /// The object runtime failed (shutting down, storage failure).
     #[error("queue storage failed: {0}")]
     Storage(String),
@@ -152,7 +162,7 @@ impl Error {
             | Error::InvalidLeaseId(_) => 10_207,
             Error::Overloaded { .. } => 10_250,
             Error::BacklogFull { .. } => 10_251,
-            Error::ConsumerExists(_) => 11_004,
+            Error::ConsumerExists(_) | Error::QueueInUse { .. } => 11_004,
             Error::Storage(_) => 15_000,
         }
     }
@@ -166,7 +176,7 @@ impl Error {
             | Error::BatchTooLarge { .. }
             | Error::BatchTooManyMessages { .. } => 413,
             Error::Overloaded { .. } | Error::BacklogFull { .. } => 429,
-            Error::ConsumerExists(_) => 409,
+            Error::ConsumerExists(_) | Error::QueueInUse { .. } => 409,
             Error::Storage(_) => 500,
             _ => 400,
         }

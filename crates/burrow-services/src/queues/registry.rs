@@ -128,6 +128,7 @@ pub(crate) mod method {
     pub(crate) const CREATE: &str = "create";
     pub(crate) const GET: &str = "get";
     pub(crate) const LIST: &str = "list";
+    pub(crate) const DELETE: &str = "delete";
 }
 
 pub(crate) fn encode_create(name: &str, settings: &QueueSettings) -> Bytes {
@@ -161,6 +162,13 @@ pub(crate) fn decode_found(bytes: Bytes) -> Result<Option<QueueInfo>, WireError>
     };
     reader.end()?;
     Ok(info)
+}
+
+pub(crate) fn decode_deleted(bytes: Bytes) -> Result<bool, WireError> {
+    let mut reader = Reader::new(bytes);
+    let deleted = reader.bool()?;
+    reader.end()?;
+    Ok(deleted)
 }
 
 pub(crate) fn decode_list(bytes: Bytes) -> Result<Vec<QueueInfo>, WireError> {
@@ -270,6 +278,17 @@ impl Registry {
                         writer.bool(false);
                     }
                 }
+            }
+            method::DELETE => {
+                let name = reader.str().map_err(wire)?;
+                reader.end().map_err(wire)?;
+                let deleted = self.ctx.storage().with(|db| {
+                    db.exec(
+                        "DELETE FROM queues WHERE name = ?1",
+                        &[Value::Text(name.clone())],
+                    )
+                })?;
+                writer.bool(deleted.rows_written > 0);
             }
             method::LIST => {
                 let rows = self.ctx.storage().with(|db| {

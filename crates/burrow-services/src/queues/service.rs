@@ -358,6 +358,24 @@ impl Queues {
         Ok(())
     }
 
+    /// Deletes a queue: its messages, then its registry entry. The caller makes sure nothing
+    /// configured sends to it or consumes it (the configuration would only bring it back).
+    pub async fn delete(&self, name: &str) -> Result<(), Error> {
+        if self.info(name).await?.is_none() {
+            return Err(Error::QueueNotFound(name.to_string()));
+        }
+        self.purge(name).await?;
+        let bytes = self
+            .inner
+            .registry
+            .call(registry::method::DELETE, registry::encode_name(name))
+            .await?;
+        registry::decode_deleted(bytes)?;
+        self.lock_queues().remove(name);
+        tracing::info!(queue = name, "queue deleted");
+        Ok(())
+    }
+
     /// Stops every dispatcher: no new batches; waits up to `grace` for running ones to settle.
     pub async fn stop(&self, grace: Duration) {
         let stops: Vec<Arc<Stop>> = std::mem::take(
