@@ -43,7 +43,10 @@ pub(crate) fn strip(path: &Path, source: &str) -> Result<String, String> {
         return Err(format!("{}: cannot parse the module", path.display()));
     }
     let mut program = parsed.program;
+    // The enum transform needs the enum members' values evaluated (without them oxc panics,
+    // which aborts the process from inside QuickJS's module loader).
     let scoping = SemanticBuilder::new()
+        .with_enum_eval(true)
         .build(&program)
         .semantic
         .into_scoping();
@@ -86,6 +89,17 @@ mod tests {
         .unwrap();
         assert!(!code.contains("interface"), "{code}");
         assert!(code.contains("a.x + 1"), "{code}");
+    }
+
+    #[test]
+    fn enums_and_const_enums_are_lowered() {
+        let code = strip(
+            Path::new("e.ts"),
+            "enum Mode { A, B = 5, C }\nconst enum Flag { X = 1 << 2 }\nexport const v = [Mode.B, Mode.C, Flag.X, Mode[0]];\n",
+        )
+        .unwrap();
+        assert!(!code.contains("enum "), "{code}");
+        assert!(code.contains("Mode"), "{code}");
     }
 
     #[test]
