@@ -331,12 +331,18 @@ pub(crate) fn run(args: KvArgs) -> anyhow::Result<()> {
             if !query.is_empty() {
                 rest = format!("{rest}?{}", query.join("&"));
             }
-            check(remote.raw(
+            let body = check(remote.raw(
                 Method::PUT,
                 &rest,
                 Some(("application/octet-stream", value)),
             )?)?;
-            eprintln!("Writing the value to the key {key:?} in namespace {id}.");
+            if remote.json() {
+                // The server's envelope, as it answered.
+                std::io::stdout().write_all(&body)?;
+                println!();
+            } else {
+                eprintln!("Writing the value to the key {key:?} in namespace {id}.");
+            }
         }
         KvCommand::Key(KeyCommand::Get { key, target }) => {
             let id = namespace_id(&remote, &target)?;
@@ -346,11 +352,27 @@ pub(crate) fn run(args: KvArgs) -> anyhow::Result<()> {
                 && serde_json::from_slice::<Value>(&raw.body)
                     .is_ok_and(|envelope| envelope["errors"][0]["code"] == KEY_NOT_FOUND);
             if key_not_found {
-                // wrangler prints "Value not found" and succeeds.
-                println!("Value not found");
+                if remote.json() {
+                    println!("{}", serde_json::json!({"key": key, "found": false}));
+                } else {
+                    // wrangler prints "Value not found" and succeeds.
+                    println!("Value not found");
+                }
                 return Ok(());
             }
             let value = check(raw)?;
+            if remote.json() {
+                // Text values as a string; other bytes as an array of numbers.
+                let value = match std::str::from_utf8(&value) {
+                    Ok(text) => Value::from(text),
+                    Err(_) => Value::from(value.to_vec()),
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({"key": key, "found": true, "value": value})
+                );
+                return Ok(());
+            }
             std::io::stdout().write_all(&value)?;
             std::io::stdout().flush()?;
         }
@@ -385,8 +407,13 @@ pub(crate) fn run(args: KvArgs) -> anyhow::Result<()> {
         KvCommand::Key(KeyCommand::Delete { key, target }) => {
             let id = namespace_id(&remote, &target)?;
             let rest = format!("{NAMESPACES}/{}/values/{}", encode(&id), encode(&key));
-            check(remote.raw(Method::DELETE, &rest, None)?)?;
-            eprintln!("Deleted the key {key:?} from namespace {id}.");
+            let body = check(remote.raw(Method::DELETE, &rest, None)?)?;
+            if remote.json() {
+                std::io::stdout().write_all(&body)?;
+                println!();
+            } else {
+                eprintln!("Deleted the key {key:?} from namespace {id}.");
+            }
         }
     }
     Ok(())

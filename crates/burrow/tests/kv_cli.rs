@@ -87,6 +87,32 @@ fn kv_verbs_reach_the_namespaces_through_the_admin_api() {
     assert!(output.status.success());
     assert_eq!(stdout(&output).trim(), "Value not found");
 
+    // --json for scripts: put and delete print the server's envelope, get the value.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let output = kv(args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).expect("JSON")
+    };
+    let put = json(&[
+        "key",
+        "put",
+        "json:1",
+        "v",
+        "--binding",
+        "SESSIONS",
+        "--json",
+    ]);
+    assert_eq!(put["success"], true, "{put}");
+    let got = json(&["key", "get", "json:1", "--binding", "SESSIONS", "--json"]);
+    assert_eq!(
+        got,
+        serde_json::json!({"key": "json:1", "found": true, "value": "v"})
+    );
+    let deleted = json(&["key", "delete", "json:1", "--binding", "SESSIONS", "--json"]);
+    assert_eq!(deleted["success"], true, "{deleted}");
+    let got = json(&["key", "get", "json:1", "--binding", "SESSIONS", "--json"]);
+    assert_eq!(got, serde_json::json!({"key": "json:1", "found": false}));
+
     let output = kv(&["key", "list", "--binding", "SESSIONS", "--prefix", "user:"]);
     let keys: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
     assert_eq!(keys.as_array().map(Vec::len), Some(2), "{keys}");
