@@ -305,6 +305,41 @@ fn the_binding_creates_batches_pauses_resumes_terminates_and_restarts() {
         wait_status(&server, "waiter", "b2", "complete")["output"],
         2
     );
+    // The admin API (and so `burrow workflows`) serves the JavaScript workflows too.
+    let (status, response) = http(
+        server.admin,
+        "GET",
+        "/client/v4/accounts/local/workflows",
+        &[],
+    );
+    assert_eq!(status, 200, "{response}");
+    let listed: Value = serde_json::from_str(body(&response)).expect("JSON");
+    let classes: Vec<(&str, &str)> = listed["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap(),
+                w["class_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        classes,
+        [("demo", "Demo"), ("waiter", "Waiter")],
+        "{listed}"
+    );
+    let (status, response) = http(
+        server.admin,
+        "GET",
+        "/client/v4/accounts/local/workflows/waiter/instances/b2",
+        &[],
+    );
+    assert_eq!(status, 200, "{response}");
+    let instance: Value = serde_json::from_str(body(&response)).expect("JSON");
+    assert_eq!(instance["result"]["status"], "complete", "{instance}");
+
     let runs = get_json(&server, "/runs");
     assert_eq!(
         (&runs["b1:after"], &runs["b2:after"]),
