@@ -108,11 +108,30 @@ export class Waiter extends WorkflowEntrypoint {
   }
 }
 
+// Concurrent branches: a sleep beside steps that work, joined with Promise.all.
+export class Parallel extends WorkflowEntrypoint {
+  async run(event, step) {
+    const [, a, b] = await Promise.all([
+      step.sleep("rest", 300),
+      step.do("a", async () => {
+        await count(this.env, `${event.instanceId}:a`);
+        return "A";
+      }),
+      step.do("b", async () => {
+        await count(this.env, `${event.instanceId}:b`);
+        return "B";
+      }),
+    ]);
+    const c = await step.do("c", async () => `${a}${b}C`);
+    return c;
+  }
+}
+
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     const id = url.searchParams.get("id");
-    const wf = url.searchParams.get("wf") === "waiter" ? env.WAITER : env.DEMO;
+    const wf = { waiter: env.WAITER, parallel: env.PARALLEL }[url.searchParams.get("wf")] ?? env.DEMO;
     switch (url.pathname) {
       case "/create": {
         const params = JSON.parse(url.searchParams.get("params") || "{}");
@@ -179,6 +198,10 @@ class_name = "Demo"
 name = "waiter"
 binding = "WAITER"
 class_name = "Waiter"
+[[workflows]]
+name = "parallel"
+binding = "PARALLEL"
+class_name = "Parallel"
 "#,
     );
     write(root, "index.js", WORKER);
@@ -327,7 +350,11 @@ fn the_binding_creates_batches_pauses_resumes_terminates_and_restarts() {
         .collect();
     assert_eq!(
         classes,
-        [("demo", "Demo"), ("waiter", "Waiter")],
+        [
+            ("demo", "Demo"),
+            ("parallel", "Parallel"),
+            ("waiter", "Waiter")
+        ],
         "{listed}"
     );
     let (status, response) = http(
@@ -343,6 +370,25 @@ fn the_binding_creates_batches_pauses_resumes_terminates_and_restarts() {
     let runs = get_json(&server, "/runs");
     assert_eq!(
         (&runs["b1:after"], &runs["b2:after"]),
+        (&json!(1), &json!(1)),
+        "{runs}"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn concurrent_branches_join_and_each_step_runs_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    project(dir.path());
+    let state = tempfile::tempdir().expect("tempdir");
+    let server = dev(dir.path(), state.path());
+    get_json(&server, "/create?wf=parallel&id=p");
+    let done = wait_status(&server, "parallel", "p", "complete");
+    assert_eq!(done["output"], "ABC", "{done}");
+    let runs = get_json(&server, "/runs");
+    assert_eq!(
+        (&runs["p:a"], &runs["p:b"]),
         (&json!(1), &json!(1)),
         "{runs}"
     );
