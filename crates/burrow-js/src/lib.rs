@@ -369,7 +369,7 @@ fn check_loads(script: Arc<Script>, classes: Vec<String>) -> Result<(), Error> {
                                 Ok(value.is_some_and(|value| value.is_constructor()))
                             })
                             .await
-                            .map_err(Error::Load)?;
+                            .map_err(|message| Error::Load(typescript::map_stack(&message)))?;
                         if !exported {
                             return Err(Error::Load(format!(
                                 "Durable Object class {class:?} is bound in durable_objects.bindings but {main} does not export a class of that name"
@@ -563,6 +563,7 @@ impl ShardWorker {
 
     /// A 500 for an uncaught exception: logged with its stack; the page depends on the mode.
     fn exception(&self, message: &str) -> Response<Body> {
+        let message = &typescript::map_stack(message);
         error!(worker = %self.script.name, outcome = "exception", "uncaught exception: {message}");
         match self.errors {
             ErrorPages::Plain => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
