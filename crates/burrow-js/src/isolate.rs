@@ -18,6 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -142,9 +143,22 @@ struct Shared {
     driver: RefCell<Option<Waker>>,
     streams: Rc<Streams>,
     sockets: Rc<crate::websocket::Sockets>,
+    /// The Worker's JavaScript time, shared by its isolates ([`Script::cpu_nanos`]).
+    cpu_nanos: Arc<AtomicU64>,
 }
 
 impl Shared {
+    /// Runs `f` (JavaScript, synchronously on this thread) and counts its time as the Worker's
+    /// CPU time. The shard thread does nothing else meanwhile, so the elapsed time is CPU time
+    /// unless the operating system preempts the thread.
+    fn charge<R>(&self, f: impl FnOnce() -> R) -> R {
+        let started = Instant::now();
+        let result = f();
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
+        result
+    }
+
     /// Marks the isolate as over a limit and fails every event in flight on it.
     fn condemn(&self, exceeded: Exceeded) {
         if self.condemned.get().is_none() {
@@ -200,6 +214,7 @@ impl Isolate {
             driver: RefCell::new(None),
             streams: Rc::default(),
             sockets: Rc::default(),
+            cpu_nanos: script.cpu_nanos.clone(),
         });
         {
             let meter = meter.clone();
@@ -402,13 +417,15 @@ impl Isolate {
         let result = self
             .context
             .with(|ctx| -> Result<R, String> {
-                let internals = self
-                    .internals
-                    .clone()
-                    .restore(&ctx)
-                    .map_err(|e| e.to_string())?;
-                let env = self.env.clone().restore(&ctx).map_err(|e| e.to_string())?;
-                f(&ctx, internals, env).catch(&ctx).map_err(|e| caught(&e))
+                self.shared.charge(|| {
+                    let internals = self
+                        .internals
+                        .clone()
+                        .restore(&ctx)
+                        .map_err(|e| e.to_string())?;
+                    let env = self.env.clone().restore(&ctx).map_err(|e| e.to_string())?;
+                    f(&ctx, internals, env).catch(&ctx).map_err(|e| caught(&e))
+                })
             })
             .await;
         drain_jobs(&self.runtime, &self.meter, &self.shared).await;
@@ -425,12 +442,14 @@ impl Isolate {
         let result = self
             .context
             .with(|ctx| {
-                let internals = self
-                    .internals
-                    .clone()
-                    .restore(&ctx)
-                    .map_err(|e| e.to_string())?;
-                f(&ctx, internals).catch(&ctx).map_err(|e| caught(&e))
+                self.shared.charge(|| {
+                    let internals = self
+                        .internals
+                        .clone()
+                        .restore(&ctx)
+                        .map_err(|e| e.to_string())?;
+                    f(&ctx, internals).catch(&ctx).map_err(|e| caught(&e))
+                })
             })
             .await;
         drain_jobs(&self.runtime, &self.meter, &self.shared).await;
@@ -466,10 +485,12 @@ impl Isolate {
                         self.env.clone().restore(&ctx)?,
                     ))
                 };
-                let (internals, handlers, env) = restore().map_err(|e| e.to_string())?;
-                start(&ctx, internals, handlers, env, id)
-                    .catch(&ctx)
-                    .map_err(|e| caught(&e))
+                self.shared.charge(|| {
+                    let (internals, handlers, env) = restore().map_err(|e| e.to_string())?;
+                    start(&ctx, internals, handlers, env, id)
+                        .catch(&ctx)
+                        .map_err(|e| caught(&e))
+                })
             })
             .await;
         if let Err(error) = started {
@@ -500,7 +521,11 @@ impl Isolate {
 async fn drain_jobs(runtime: &AsyncRuntime, meter: &Meter, shared: &Shared) {
     loop {
         meter.boundary();
-        match runtime.execute_pending_job().await {
+        let started = Instant::now();
+        let ran = runtime.execute_pending_job().await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        shared.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
+        match ran {
             Ok(true) | Err(_) => continue,
             Ok(false) => break,
         }
@@ -530,7 +555,9 @@ impl Future for Driving {
                 *driver = Some(cx.waker().clone());
             }
         }
-        self.drive.as_mut().poll(cx)
+        // Polling the driver runs the JavaScript that host futures (timers, fetch) resume.
+        let shared = self.shared.clone();
+        shared.charge(|| self.drive.as_mut().poll(cx))
     }
 }
 

@@ -120,6 +120,8 @@ pub struct JsWorker {
     /// Bumped when a source file changes (`burrow dev`); isolates of an older generation are
     /// replaced before their next event.
     generation: Arc<AtomicU64>,
+    /// Time spent running its JavaScript, in nanoseconds, over all its isolates.
+    cpu_nanos: Arc<AtomicU64>,
 }
 
 /// How long an event that is not a request waits for the Worker to start on its shard.
@@ -193,6 +195,7 @@ impl JsWorker {
             script: OnceLock::new(),
             workflows: OnceLock::new(),
             generation: Arc::new(AtomicU64::new(0)),
+            cpu_nanos: Arc::new(AtomicU64::new(0)),
         }))
     }
 
@@ -206,6 +209,12 @@ impl JsWorker {
     /// Starts a new generation: every shard loads the Worker afresh for its next event.
     fn reload(&self) {
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Time spent running the Worker's JavaScript so far, summed over its isolates (the
+    /// `burrow_js_cpu_seconds_total` metric).
+    pub fn cpu_time(&self) -> Duration {
+        Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
     }
 
     /// The Worker's name.
@@ -257,6 +266,7 @@ impl JsWorker {
             queues,
             workflows: self.workflows.get().cloned().unwrap_or_default(),
             durable_objects,
+            cpu_nanos: self.cpu_nanos.clone(),
         });
         check_loads(script.clone(), self.object_class_names())?;
         let _ = self.script.set(script);

@@ -53,4 +53,6 @@ pub struct Script {
     pub(crate) workflows: BTreeMap<String, burrow_services::workflows::Workflow>,
     /// Durable Object namespaces by binding name.
     pub(crate) durable_objects: BTreeMap<String, crate::objects::Binding>,
+    /// Time spent running JavaScript in every isolate of the Worker, in nanoseconds.
+    pub(crate) cpu_nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }

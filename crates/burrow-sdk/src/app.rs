@@ -322,6 +322,7 @@ impl App {
             scheduled,
             workflows,
             queues,
+            cpu_time: None,
         })
     }
 }

@@ -42,6 +42,8 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
             .iter()
             .map(|producer| producer.binding.clone())
             .collect();
+        let metered = worker.clone();
+        let cpu_time: burrow_sdk::server::CpuTime = Arc::new(move || metered.cpu_time());
         Guest {
             classes: worker.object_classes(),
             worker: Box::new(move |runtime| {
@@ -60,6 +62,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
             scheduled: Some(scheduled),
             workflows,
             queues,
+            cpu_time: Some(cpu_time),
         }
     } else {
         let handler = no_worker();
@@ -69,6 +72,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
             scheduled: None,
             workflows: None,
             queues: Default::default(),
+            cpu_time: None,
         }
     };
     server::run(loaded, options, guest)?;

@@ -6,8 +6,8 @@
 //! per-shard stats, the journal's counters, the queue partitions' durable counters, the workflow
 //! index), so metrics cost nothing between scrapes. Counters restart at zero with the process,
 //! except the queues' acked/retried/dead-lettered counts, which their partitions keep durably.
-//! `burrow_js_cpu_seconds_total` is declared and stays 0 until the JavaScript runtime exists:
-//! Rust guests run natively and are not metered.
+//! `burrow_js_cpu_seconds_total` is the time a JavaScript Worker's isolates spent running its
+//! code; Rust guests run natively and are not metered (the family is then absent).
 
 use std::fmt::Write as _;
 use std::rc::Rc;
@@ -92,6 +92,7 @@ pub(crate) struct Sources {
     pub(crate) runtime: Runtime,
     pub(crate) queues: Queues,
     pub(crate) workflows: Option<Workflows>,
+    pub(crate) cpu_time: Option<super::CpuTime>,
 }
 
 /// A label value, escaped as the text format wants.
@@ -161,14 +162,19 @@ pub(crate) async fn render(sources: &Sources) -> String {
         "burrow_http_open_connections{{listener=\"ingress\"}} {}",
         sources.ingress.active_connections()
     );
-    family(
-        &mut text,
-        "burrow_js_cpu_seconds_total",
-        "counter",
-        "CPU time spent in JavaScript, by worker. Always 0: the JavaScript runtime does not \
-         exist yet, and Rust guests are not metered.",
-    );
-    let _ = writeln!(text, "burrow_js_cpu_seconds_total{{worker=\"{worker}\"}} 0");
+    if let Some(cpu_time) = &sources.cpu_time {
+        family(
+            &mut text,
+            "burrow_js_cpu_seconds_total",
+            "counter",
+            "Time the Worker's JavaScript ran (events, promise jobs, timers), by worker.",
+        );
+        let _ = writeln!(
+            text,
+            "burrow_js_cpu_seconds_total{{worker=\"{worker}\"}} {}",
+            cpu_time().as_secs_f64()
+        );
+    }
 
     let stats = sources.runtime.stats().await;
     for (name, kind, help, value) in [

@@ -157,7 +157,13 @@ pub struct Guest {
     pub workflows: Option<burrow_services::workflows::Workflows>,
     /// The guest's queue bindings and handler (see `crate::queue`).
     pub queues: crate::queue::QueueGuest,
+    /// Time the guest has spent running its code, for `/metrics` (a JavaScript Worker's
+    /// isolates); `None` for guests that are not metered (Rust apps run natively).
+    pub cpu_time: Option<CpuTime>,
 }
+
+/// Reads a guest's CPU time so far.
+pub type CpuTime = Arc<dyn Fn() -> Duration + Send + Sync>;
 
 /// Descriptors kept for what is neither an object database nor a connection: journal segments,
 /// listeners, the shards' epoll and event handles, logs.
@@ -339,6 +345,7 @@ impl Server {
                     Services {
                         workflows: guest.workflows.as_ref(),
                         queues: &queues,
+                        cpu_time: guest.cpu_time.clone(),
                     },
                     &runtime,
                     &scheduler,
@@ -490,6 +497,7 @@ pub fn run(loaded: LoadedConfig, options: ServeOptions, guest: Guest) -> Result<
 struct Services<'a> {
     workflows: Option<&'a burrow_services::workflows::Workflows>,
     queues: &'a crate::queue::Service,
+    cpu_time: Option<CpuTime>,
 }
 
 fn serve_listeners(
@@ -529,6 +537,7 @@ fn serve_listeners(
         runtime: runtime.clone(),
         queues: services.queues.queues(),
         workflows: services.workflows.cloned(),
+        cpu_time: services.cpu_time,
     };
     let mut router = admin::router(loaded, sources);
     crate::kv::admin_routes(&mut router, loaded, runtime);
