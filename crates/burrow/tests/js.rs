@@ -7,36 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{Server, body, command, http, send, start, text, write};
-
-/// Starts `burrow dev` on a project directory with its state in `state`.
-fn dev(project: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "dev",
-        text(project),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
-
-/// Starts `burrow serve` on a configuration file.
-fn serve(config: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "serve",
-        "-c",
-        text(config),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
+use support::{Server, body, command, dev, http, send, serve, start, text, write};
 
 fn get(server: &Server, path: &str) -> (u16, String) {
     let (status, response) = http(server.ingress, "GET", path, &[]);

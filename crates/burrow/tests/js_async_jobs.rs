@@ -7,20 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Server, body, command, http, send, start, text};
-
-fn dev(project: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "dev",
-        text(project),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
+use support::{Server, body, dev, http, send};
 
 fn post(server: &Server, path: &str, payload: &str) -> (u16, Value) {
     let (status, response) = send(server.ingress, "POST", path, &[], payload.as_bytes());

@@ -10,23 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Server, body, command, http, send, start, text, write};
+use support::{Server, body, dev, http, send, write};
 
 /// Generous bound for the queue's retries to play out on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(120);
-
-fn dev(project: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "dev",
-        text(project),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
 
 fn get_json(server: &Server, path: &str) -> Value {
     let (status, response) = http(server.ingress, "GET", path, &[]);

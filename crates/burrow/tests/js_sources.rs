@@ -8,20 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{Server, body, command, http, start, text, write};
-
-fn dev(project: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "dev",
-        text(project),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
+use support::{body, dev, http, write};
 
 const INDEX_TS: &str = r#"interface Env {
   NAME: string;

@@ -8,10 +8,9 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{STEP, Server, command, http, start, text, write};
+use support::{STEP, Server, dev, http, write};
 
 const WORKER: &str = r#"
 const closes = [];
@@ -33,19 +32,6 @@ export default {
   },
 };
 "#;
-
-fn dev(project: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "dev",
-        text(project),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
 
 /// A client's WebSocket over a plain TCP stream.
 struct Client {

@@ -9,48 +9,15 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Server, body, command, http, send, start, text};
+use support::{Server, body, dev, example, http, send, serve};
 
 /// Generous bound for an instance to get somewhere on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(90);
-
-fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
-}
-
-fn dev(project: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "dev",
-        text(project),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
-
-fn serve(config: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "serve",
-        "-c",
-        text(config),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
 
 fn get_json(server: &Server, path: &str) -> Value {
     let (status, response) = http(server.ingress, "GET", path, &[]);

@@ -10,23 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Server, body, command, http, start, text, write};
+use support::{Server, body, dev, http, write};
 
 /// Generous bound for an instance to get somewhere on a loaded machine.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn dev(project: &Path, state: &Path) -> Server {
-    start(&mut command(&[
-        "dev",
-        text(project),
-        "--port",
-        "0",
-        "--admin-address",
-        "127.0.0.1:0",
-        "--persist-to",
-        text(state),
-    ]))
-}
 
 fn get_json(server: &Server, path: &str) -> Value {
     let (status, response) = http(server.ingress, "GET", path, &[]);

@@ -262,3 +262,39 @@ pub(crate) fn app_options(
     options.api_tokens = tokens.iter().map(|token| (*token).to_owned()).collect();
     (loaded, options)
 }
+
+/// A project under `examples/`.
+pub(crate) fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+}
+
+/// Starts `burrow dev` on a project directory with its state in `state`.
+pub(crate) fn dev(project: &Path, state: &Path) -> Server {
+    start(&mut command(&[
+        "dev",
+        text(project),
+        "--port",
+        "0",
+        "--admin-address",
+        "127.0.0.1:0",
+        "--persist-to",
+        text(state),
+    ]))
+}
+
+/// Starts `burrow serve -c config` with its state in `state`.
+pub(crate) fn serve(config: &Path, state: &Path) -> Server {
+    start(&mut command(&[
+        "serve",
+        "-c",
+        text(config),
+        "--port",
+        "0",
+        "--admin-address",
+        "127.0.0.1:0",
+        "--persist-to",
+        text(state),
+    ]))
+}
