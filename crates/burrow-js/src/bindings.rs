@@ -48,6 +48,7 @@ pub(crate) fn env<'js>(
         }
     }
     crate::objects::add_env(internals, &env, script)?;
+    crate::services::add_env(internals, &env, script)?;
     Ok(env)
 }
 

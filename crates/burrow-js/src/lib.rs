@@ -16,6 +16,7 @@ mod modules;
 mod objects;
 mod queues;
 mod script;
+mod services;
 mod streaming;
 mod typescript;
 mod watch;
@@ -114,6 +115,8 @@ pub struct JsWorker {
     kv: Vec<(String, String)>,
     /// `durable_objects.bindings`: (binding, class name, `script_name`).
     durable_objects: Vec<(String, String, Option<String>)>,
+    /// Service bindings' targets (`services`), set before `start`.
+    services: OnceLock<ServiceTargets>,
     script: OnceLock<Arc<Script>>,
     /// Workflow bindings (`workflows`), set before `start`.
     workflows: OnceLock<BTreeMap<String, burrow_services::workflows::Workflow>>,
@@ -126,6 +129,9 @@ pub struct JsWorker {
 
 /// How long an event that is not a request waits for the Worker to start on its shard.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Service bindings' targets: `binding → (Worker, entrypoint)`.
+pub type ServiceTargets = BTreeMap<String, (Arc<JsWorker>, Option<String>)>;
 
 static NEXT_WORKER: AtomicU64 = AtomicU64::new(1);
 
@@ -192,6 +198,7 @@ impl JsWorker {
                     )
                 })
                 .collect(),
+            services: OnceLock::new(),
             script: OnceLock::new(),
             workflows: OnceLock::new(),
             generation: Arc::new(AtomicU64::new(0)),
@@ -267,10 +274,32 @@ impl JsWorker {
             workflows: self.workflows.get().cloned().unwrap_or_default(),
             durable_objects,
             cpu_nanos: self.cpu_nanos.clone(),
+            services: self
+                .services
+                .get()
+                .map(|services| {
+                    services
+                        .iter()
+                        .map(|(binding, (worker, entrypoint))| {
+                            let target = services::Target {
+                                worker: worker.clone(),
+                                entrypoint: entrypoint.clone(),
+                            };
+                            (binding.clone(), target)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
         check_loads(script.clone(), self.object_class_names())?;
         let _ = self.script.set(script);
         Ok(())
+    }
+
+    /// Gives the Worker its service bindings' targets, `binding → (Worker, entrypoint)`. Call
+    /// before [`JsWorker::start`]; each target Worker must be started too.
+    pub fn set_service_bindings(&self, services: ServiceTargets) {
+        let _ = self.services.set(services);
     }
 
     /// The Durable Object classes this Worker defines: those its `durable_objects.bindings` name
@@ -656,15 +685,37 @@ struct Ingress(Arc<JsWorker>);
 
 impl MakeHandler for Ingress {
     fn make(&self, _shard: usize) -> Rc<dyn Handler> {
-        Rc::new(ShardIngress(self.0.shard_local()))
+        // The Workers this one reaches through service bindings run on this shard too; their
+        // state lives as long as this handler, so that it goes away with the ingress.
+        let services = self
+            .0
+            .services
+            .get()
+            .map(|services| {
+                services
+                    .values()
+                    .filter(|(target, _)| target.id != self.0.id)
+                    .filter_map(|(target, _)| target.shard_local())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Rc::new(ShardIngress {
+            worker: self.0.shard_local(),
+            _services: services,
+        })
     }
 }
 
-struct ShardIngress(Option<Rc<ShardWorker>>);
+/// A shard's handler: the Worker's state on the shard, and that of its service bindings' Workers.
+struct ShardIngress {
+    worker: Option<Rc<ShardWorker>>,
+    /// Only owned: dropped with the handler.
+    _services: Vec<Rc<ShardWorker>>,
+}
 
 impl Handler for ShardIngress {
     fn call(&self, request: Request<Body>) -> LocalBoxFuture<'static, Response<Body>> {
-        let worker = self.0.clone();
+        let worker = self.worker.clone();
         Box::pin(async move {
             match worker {
                 Some(worker) => worker.fetch(request).await,

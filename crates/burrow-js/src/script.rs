@@ -55,4 +55,6 @@ pub struct Script {
     pub(crate) durable_objects: BTreeMap<String, crate::objects::Binding>,
     /// Time spent running JavaScript in every isolate of the Worker, in nanoseconds.
     pub(crate) cpu_nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Service bindings by binding name.
+    pub(crate) services: BTreeMap<String, crate::services::Target>,
 }

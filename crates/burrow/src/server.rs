@@ -31,6 +31,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
         if options.watch {
             worker.watch(WATCH_INTERVAL)?;
         }
+        let services = service_bindings(&loaded, &worker, errors)?;
         let scheduled = worker.scheduled_handler();
         let workflows = workflows(&loaded, &worker);
         let (queues, queue_env) = QueueGuest::producers();
@@ -53,6 +54,11 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
                         .queue(&binding)
                         .map_err(|error| server::Error::Guest(error.to_string()))?;
                     queues.insert(binding, queue);
+                }
+                for service in &services {
+                    service
+                        .start(runtime, Default::default())
+                        .map_err(|error| server::Error::Guest(error.to_string()))?;
                 }
                 worker
                     .start(runtime, queues)
@@ -109,6 +115,49 @@ fn workflows(loaded: &LoadedConfig, worker: &Arc<JsWorker>) -> Option<Workflows>
         .collect();
     worker.set_workflow_bindings(bindings);
     Some(workflows)
+}
+
+/// Gives the primary Worker its `services` bindings: each names the primary itself or an
+/// auxiliary Worker (another `-c` configuration), which must be JavaScript. Returns the auxiliary
+/// Workers to start.
+fn service_bindings(
+    loaded: &LoadedConfig,
+    worker: &Arc<JsWorker>,
+    errors: ErrorPages,
+) -> anyhow::Result<Vec<Arc<JsWorker>>> {
+    let mut started: std::collections::BTreeMap<String, Arc<JsWorker>> = Default::default();
+    let mut bindings = std::collections::BTreeMap::new();
+    for binding in &loaded.primary.config.services {
+        let target = if binding.service == loaded.primary.name() {
+            worker.clone()
+        } else if let Some(target) = started.get(&binding.service) {
+            target.clone()
+        } else {
+            let config = loaded.worker_named(&binding.service).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "service binding {:?}: no Worker named {:?} is loaded; pass its configuration with another -c",
+                    binding.binding,
+                    binding.service
+                )
+            })?;
+            if !config.config.durable_objects.is_empty() {
+                anyhow::bail!(
+                    "service binding {:?}: the Worker {:?} has Durable Object bindings; Burrow runs Durable Object classes of the first configuration only",
+                    binding.binding,
+                    binding.service
+                );
+            }
+            let target = JsWorker::new(config, Limits::default(), errors)?;
+            started.insert(binding.service.clone(), target.clone());
+            target
+        };
+        bindings.insert(
+            binding.binding.clone(),
+            (target, binding.entrypoint.clone()),
+        );
+    }
+    worker.set_service_bindings(bindings);
+    Ok(started.into_values().collect())
 }
 
 /// The limits of the primary Worker's isolates: Cloudflare's defaults, and `limits.cpu_ms`.

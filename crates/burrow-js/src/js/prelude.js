@@ -498,6 +498,13 @@
       return handlers;
     },
     fetch(id, handlers, env, url, method, headers, body) {
+      // `export default class extends WorkerEntrypoint { fetch(request) {} }`: one instance per
+      // request, constructed with (ctx, env); its fetch takes the request alone.
+      if (typeof handlers === "function" && handlers.prototype && typeof handlers.prototype.fetch === "function") {
+        const ctx = makeContext();
+        const Entrypoint = handlers;
+        handlers = { fetch: (request) => new Entrypoint(ctx, env).fetch(request) };
+      }
       if (typeof handlers.fetch !== "function") {
         reject(id, new Error("Handler does not export a fetch() function."));
         return;
