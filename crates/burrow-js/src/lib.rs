@@ -206,8 +206,8 @@ impl JsWorker {
         }))
     }
 
-    /// Reloads the Worker when a file of its project changes (polled every `interval`; the
-    /// configuration files and `node_modules` are left out: a change there needs a restart).
+    /// Reloads the Worker when a file of its project changes (polled every `interval`;
+    /// `node_modules` is left out; `burrow dev` restarts the server for configuration changes).
     /// The watcher thread ends when the Worker is dropped.
     pub fn watch(self: &Arc<Self>, interval: Duration) -> std::io::Result<()> {
         watch::start(Arc::downgrade(self), self.root.clone(), interval)

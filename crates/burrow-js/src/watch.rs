@@ -1,6 +1,8 @@
 //! `burrow dev`'s reload: a thread polls the modification times of the project's files and
 //! starts a new generation of the Worker when one changes, is added or is removed. Polling needs
 //! no platform API and stays cheap for a project's few hundred files; the scan is bounded.
+//! A change of the configuration (bindings, vars, `.dev.vars`) restarts the whole server
+//! instead, which `burrow dev` does itself (`crates/burrow/src/reload.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Weak;
@@ -41,10 +43,6 @@ pub(crate) fn start(
                     let changed = first_difference(&last, &now);
                     worker.reload();
                     info!(worker = %worker.name(), file = %changed.display(), "source changed: reloading the Worker");
-                    let name = changed.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                    if name.starts_with("wrangler.") || name == ".dev.vars" {
-                        warn!(worker = %worker.name(), file = %changed.display(), "configuration changed: the code reloads, but bindings, vars and secrets apply after a restart of burrow dev");
-                    }
                     last = now;
                 }
             }

@@ -6,6 +6,7 @@ mod cli;
 mod kv;
 mod objects;
 mod queues;
+mod reload;
 mod remote;
 mod server;
 mod start;

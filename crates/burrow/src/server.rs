@@ -13,7 +13,7 @@ use burrow_http::{MakeHandler, handler_fn, text_response};
 use burrow_js::{ErrorPages, JsWorker, Limits};
 use burrow_runtime::clock::SystemClock;
 use burrow_sdk::queue::QueueGuest;
-use burrow_sdk::server::{self, Guest, Mode, ServeOptions};
+use burrow_sdk::server::{self, Guest, Mode, ServeOptions, Stopped};
 use burrow_services::workflows::{Options, Workflows};
 use http::StatusCode;
 
@@ -22,6 +22,16 @@ const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(300
 
 /// Runs the server until a shutdown signal, then shuts it down gracefully.
 pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow::Result<()> {
+    run_server_until(loaded, options, Arc::new(tokio::sync::Notify::new()))?;
+    Ok(())
+}
+
+/// Like [`run_server`], but also stops when `restart` is notified (see [`server::run_until`]).
+pub(crate) fn run_server_until(
+    loaded: LoadedConfig,
+    options: ServeOptions,
+    restart: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Stopped> {
     let guest = if burrow_js::is_javascript(&loaded.primary) {
         let errors = match options.mode {
             Mode::Dev => ErrorPages::Dev,
@@ -81,8 +91,7 @@ pub(crate) fn run_server(loaded: LoadedConfig, options: ServeOptions) -> anyhow:
             cpu_time: None,
         }
     };
-    server::run(loaded, options, guest)?;
-    Ok(())
+    Ok(server::run_until(loaded, options, guest, restart)?)
 }
 
 /// The Workflows of the primary Worker's `[[workflows]]` (each `class_name` a class its main

@@ -426,6 +426,62 @@ fn dev_reloads_the_worker_when_a_source_file_changes() {
 }
 
 #[test]
+fn dev_restarts_on_a_configuration_change_keeping_its_ports_and_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |greeting: &str, kv: bool| {
+        let mut text = format!(
+            "name = \"configured\"\nmain = \"index.js\"\n[vars]\nGREETING = \"{greeting}\"\n"
+        );
+        if kv {
+            text.push_str("[[kv_namespaces]]\nbinding = \"STORE\"\nid = \"store\"\n");
+        }
+        text
+    };
+    write(dir.path(), "wrangler.toml", &config("one", false));
+    write(
+        dir.path(),
+        "index.js",
+        r#"
+export default {
+  async fetch(request, env) {
+    if (!env.STORE) return new Response(`${env.GREETING} ${env.SECRET ?? "-"} no-kv`);
+    const count = Number((await env.STORE.get("count")) ?? 0) + 1;
+    await env.STORE.put("count", String(count));
+    return new Response(`${env.GREETING} ${env.SECRET ?? "-"} ${count}`);
+  },
+};
+"#,
+    );
+    let mut server = dev(dir.path(), &dir.path().join("state"));
+    let ingress = server.ingress;
+    assert_eq!(get(&server, "/"), (200, "one - no-kv".to_owned()));
+
+    // A new var and a new binding: the server restarts with them, on the same port.
+    write(dir.path(), "wrangler.toml", &config("two", true));
+    server.wait_for("configuration changed: restarting the server with it");
+    let listening = server.wait_for("Worker ingress listening");
+    assert!(listening.contains(&ingress.to_string()), "{listening}");
+    assert_eq!(get(&server, "/"), (200, "two - 1".to_owned()));
+
+    // A secret in .dev.vars counts as configuration too; stored data survives the restart.
+    write(dir.path(), ".dev.vars", "SECRET = \"s3cret\"\n");
+    server.wait_for("configuration changed: restarting the server with it");
+    server.wait_for("Worker ingress listening");
+    assert_eq!(get(&server, "/"), (200, "two s3cret 2".to_owned()));
+
+    // A configuration that does not load leaves the running server as it was.
+    write(
+        dir.path(),
+        "wrangler.toml",
+        "name = \"configured\"\nmain = [\n",
+    );
+    server.wait_for("configuration changed but does not load");
+    assert_eq!(get(&server, "/"), (200, "two s3cret 3".to_owned()));
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
 fn queue_producers_send_and_send_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
     write(

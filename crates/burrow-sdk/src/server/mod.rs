@@ -442,8 +442,34 @@ impl Server {
 }
 
 /// Runs the server until SIGTERM or SIGINT, then shuts it down gracefully (see the module
-/// documentation) and returns. Blocks the calling thread.
+/// docs).
 pub fn run(loaded: LoadedConfig, options: ServeOptions, guest: Guest) -> Result<(), Error> {
+    run_until(loaded, options, guest, Arc::new(tokio::sync::Notify::new())).map(drop)
+}
+
+/// Why [`run_until`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// `restart` was notified; the server stopped gracefully and these are the addresses it
+    /// listened on, to listen on again.
+    Restart {
+        /// The Worker ingress.
+        ingress: SocketAddr,
+        /// The admin API.
+        admin: SocketAddr,
+    },
+}
+
+/// Like [`run`], but also stops gracefully when `restart` is notified (`burrow dev` does that
+/// when the configuration changes, then starts again with the new one on the same ports).
+pub fn run_until(
+    loaded: LoadedConfig,
+    options: ServeOptions,
+    guest: Guest,
+    restart: Arc<tokio::sync::Notify>,
+) -> Result<Stopped, Error> {
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -454,10 +480,15 @@ pub fn run(loaded: LoadedConfig, options: ServeOptions, guest: Guest) -> Result<
         let mut terminate = signal(SignalKind::terminate()).map_err(Error::Signals)?;
         let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
         let server = Server::start(&loaded, &options, guest).await?;
+        let addresses = (server.ingress_address(), server.admin_address());
 
-        let name = tokio::select! {
-            _ = terminate.recv() => "SIGTERM",
-            _ = interrupt.recv() => "SIGINT",
+        let (name, stopped) = tokio::select! {
+            _ = terminate.recv() => ("SIGTERM", Stopped::Signal),
+            _ = interrupt.recv() => ("SIGINT", Stopped::Signal),
+            () = restart.notified() => (
+                "restart",
+                Stopped::Restart { ingress: addresses.0, admin: addresses.1 },
+            ),
         };
         info!(
             signal = name,
@@ -489,7 +520,7 @@ pub fn run(loaded: LoadedConfig, options: ServeOptions, guest: Guest) -> Result<
         queues.stop(grace).await;
         stop(shards, runtime, grace).await?;
         info!("stopped");
-        Ok(())
+        Ok(if grace_left { stopped } else { Stopped::Signal })
     })
 }
 
