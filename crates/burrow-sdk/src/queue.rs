@@ -245,6 +245,22 @@ const PULL_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages/pul
 const ACK_PATH: &str = "/client/v4/accounts/:account/queues/:queue/messages/ack";
 const PURGE_PATH: &str = "/client/v4/accounts/:account/queues/:queue/purge";
 const CONSUMERS_PATH: &str = "/client/v4/accounts/:account/queues/:queue/consumers";
+const CONSUMER_PATH: &str = "/client/v4/accounts/:account/queues/:queue/consumers/:consumer";
+/// Cloudflare's code for a consumer that does not exist.
+const CONSUMER_NOT_FOUND: u32 = 11_000;
+
+/// The body of `PUT …/consumers/{consumer}`: Cloudflare's shape; only `settings` can change
+/// here (the consumer's kind, script and dead-letter queue come from the configuration).
+#[derive(Debug, serde::Deserialize)]
+struct UpdateConsumer {
+    settings: burrow_services::queues::ConsumerUpdate,
+    #[serde(default, rename = "type")]
+    _kind: Option<String>,
+    #[serde(default, rename = "script_name")]
+    _script: Option<String>,
+    #[serde(default)]
+    dead_letter_queue: Option<String>,
+}
 
 /// Cloudflare's consumer objects for every `[[queues.consumers]]` of every loaded Worker, with
 /// the queue they consume.
@@ -290,18 +306,21 @@ fn api_error(error: Error) -> ApiError {
 
 /// Adds the Queues routes to the admin router.
 pub(crate) fn admin_routes(router: &mut AdminRouter, service: &Service, loaded: &LoadedConfig) {
-    // Consumers and their settings come from the configuration: changing them means changing
-    // `[[queues.consumers]]` and restarting, so this list is read-only.
-    let configured = Arc::new(consumers(loaded));
+    // Consumers come from the configuration; their settings can be changed at runtime (until
+    // the next start, which reads `[[queues.consumers]]` again).
+    let configured = Arc::new(std::sync::Mutex::new(consumers(loaded)));
     let api = service.api.clone();
+    let listed = Arc::clone(&configured);
     router.route(Method::GET, CONSUMERS_PATH, move |request| {
         let api = api.clone();
-        let configured = Arc::clone(&configured);
+        let configured = Arc::clone(&listed);
         async move {
             let queue = request.param("queue").unwrap_or_default().to_owned();
             let info = api.get(&queue).await.map_err(api_error)?;
             let name = info["queue_name"].as_str().unwrap_or_default();
             let result: Vec<serde_json::Value> = configured
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .iter()
                 .filter(|(consumed, _)| consumed == name)
                 .map(|(_, consumer)| {
@@ -310,6 +329,63 @@ pub(crate) fn admin_routes(router: &mut AdminRouter, service: &Service, loaded: 
                     consumer
                 })
                 .collect();
+            Ok(admin::success(result))
+        }
+    });
+    let api = service.api.clone();
+    router.route(Method::PUT, CONSUMER_PATH, move |request| {
+        let api = api.clone();
+        let configured = Arc::clone(&configured);
+        async move {
+            let queue = request.param("queue").unwrap_or_default().to_owned();
+            let consumer_id = request.param("consumer").unwrap_or_default().to_owned();
+            let info = api.get(&queue).await.map_err(api_error)?;
+            let name = info["queue_name"].as_str().unwrap_or_default().to_owned();
+            let body: UpdateConsumer = request.json().await?;
+            let current = configured
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .find(|(consumed, consumer)| {
+                    *consumed == name && consumer["consumer_id"] == consumer_id.as_str()
+                })
+                .map(|(_, consumer)| consumer["dead_letter_queue"].clone());
+            let Some(dead_letter) = current else {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    CONSUMER_NOT_FOUND,
+                    format!("queue {name:?} has no consumer {consumer_id:?}"),
+                ));
+            };
+            if let Some(wanted) = &body.dead_letter_queue
+                && dead_letter.as_str() != Some(wanted.as_str())
+            {
+                return Err(api_error(Error::InvalidSettings(format!(
+                    "dead_letter_queue comes from [[queues.consumers]] in the configuration (now {dead_letter}); it cannot be changed to {wanted:?} at runtime"
+                ))));
+            }
+            let settings = api
+                .update_consumer(&name, &body.settings)
+                .map_err(api_error)?;
+            let mut configured = configured
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let consumer = configured
+                .iter_mut()
+                .find(|(consumed, consumer)| {
+                    *consumed == name && consumer["consumer_id"] == consumer_id.as_str()
+                })
+                .map(|(_, consumer)| consumer)
+                .expect("found above, and consumers are never removed");
+            if let (Some(current), Some(changed)) =
+                (consumer["settings"].as_object_mut(), settings.as_object())
+            {
+                for (key, value) in changed {
+                    current.insert(key.clone(), value.clone());
+                }
+            }
+            let mut result = consumer.clone();
+            result["queue_id"] = info["queue_id"].clone();
             Ok(admin::success(result))
         }
     });

@@ -249,6 +249,57 @@ fn producers_consumers_retries_and_the_admin_queues_api() {
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("10104"), "{body}");
 
+    // The push consumer's settings change at runtime: with max_retries 0, a message that is
+    // retried goes to the dead-letter queue after its first attempt.
+    let (status, body) = request(admin, "GET", &format!("{base}/jobs/consumers"), "");
+    assert_eq!(status, 200, "{body}");
+    let consumers: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let consumer_id = consumers["result"][0]["consumer_id"]
+        .as_str()
+        .expect("consumer id")
+        .to_owned();
+    let (status, body) = request(
+        admin,
+        "PUT",
+        &format!("{base}/jobs/consumers/{consumer_id}"),
+        r#"{"settings": {"max_retries": 0, "batch_size": 1}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let changed: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(changed["result"]["settings"]["max_retries"], 0, "{changed}");
+    assert_eq!(changed["result"]["settings"]["batch_size"], 1, "{changed}");
+    assert_eq!(
+        request(ingress, "GET", "/send?body=poison", ""),
+        (200, "sent".into())
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let (status, body) = request(
+            admin,
+            "POST",
+            &format!("{base}/jobs-dlq/messages/pull"),
+            r#"{"batch_size": 10}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        let pulled: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if pulled["result"]["messages"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+        {
+            break pulled;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing reached the dead-letter queue"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let message = &dead["result"]["messages"][0];
+    assert_eq!(
+        message["metadata"]["Burrow-Dead-Letter-Attempts"], 1,
+        "{dead}"
+    );
+
     control
         .block_on(server.shutdown(Duration::from_secs(5)))
         .expect("clean shutdown");

@@ -165,6 +165,118 @@ fn queues_are_created_and_deleted_unless_configured() {
 }
 
 #[test]
+fn consumer_settings_change_at_runtime_and_apply_to_the_next_pull() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = server(dir.path());
+    let api = Api {
+        address: server.admin,
+    };
+    let consumer_id = api.ok("GET", "/queues/jobs/consumers", b"")["result"][0]["consumer_id"]
+        .as_str()
+        .expect("consumer id")
+        .to_owned();
+    let path = format!("/queues/jobs/consumers/{consumer_id}");
+
+    // Out of range, the wrong kind of setting, an unknown consumer, another dead-letter queue.
+    let message = api.fails(
+        "PUT",
+        &path,
+        br#"{"settings":{"max_retries":101}}"#,
+        400,
+        10207,
+    );
+    assert!(
+        message.contains("max_retries is 101; it must be between 0 and 100"),
+        "{message}"
+    );
+    let message = api.fails(
+        "PUT",
+        &path,
+        br#"{"settings":{"batch_size":5}}"#,
+        400,
+        10207,
+    );
+    assert!(message.contains("push consumers"), "{message}");
+    api.fails(
+        "PUT",
+        "/queues/jobs/consumers/nobody",
+        br#"{"settings":{}}"#,
+        404,
+        11000,
+    );
+    api.fails(
+        "PUT",
+        &path,
+        br#"{"settings":{},"dead_letter_queue":"elsewhere"}"#,
+        400,
+        10207,
+    );
+
+    // Pulls one message, retries it, and pulls again: what comes back.
+    let retry_and_pull = |body: &str| -> Value {
+        api.ok(
+            "POST",
+            "/queues/jobs/messages",
+            json!({ "body": body }).to_string().as_bytes(),
+        );
+        let pulled = api.ok(
+            "POST",
+            "/queues/jobs/messages/pull",
+            br#"{"batch_size":10}"#,
+        );
+        let messages = pulled["result"]["messages"].as_array().expect("messages");
+        assert_eq!(messages.len(), 1, "{pulled}");
+        let lease = messages[0]["lease_id"].as_str().expect("lease").to_owned();
+        api.ok(
+            "POST",
+            "/queues/jobs/messages/ack",
+            json!({"retries": [{"lease_id": lease}]})
+                .to_string()
+                .as_bytes(),
+        );
+        api.ok(
+            "POST",
+            "/queues/jobs/messages/pull",
+            br#"{"batch_size":10}"#,
+        )["result"]["messages"]
+            .clone()
+    };
+
+    // With the configured max_retries (3), a retried message comes back for a second attempt.
+    let back = retry_and_pull("first");
+    assert_eq!(back.as_array().map(Vec::len), Some(1), "{back}");
+    assert_eq!(back[0]["attempts"], 2, "{back}");
+    let lease = back[0]["lease_id"].as_str().expect("lease").to_owned();
+    api.ok(
+        "POST",
+        "/queues/jobs/messages/ack",
+        json!({"acks": [{"lease_id": lease}]})
+            .to_string()
+            .as_bytes(),
+    );
+
+    // With max_retries 0, the same retry ends the message (there is no dead-letter queue).
+    let changed = api.ok(
+        "PUT",
+        &path,
+        br#"{"settings":{"max_retries":0,"visibility_timeout_ms":60000}}"#,
+    );
+    assert_eq!(changed["result"]["settings"]["max_retries"], 0, "{changed}");
+    assert_eq!(
+        changed["result"]["settings"]["visibility_timeout_ms"], 60000,
+        "{changed}"
+    );
+    let listed = api.ok("GET", "/queues/jobs/consumers", b"");
+    assert_eq!(
+        listed["result"][0]["settings"],
+        changed["result"]["settings"]
+    );
+    assert_eq!(retry_and_pull("once"), json!([]));
+    let metrics = api.ok("GET", "/queues/jobs/metrics", b"");
+    assert_eq!(metrics["result"]["backlog_count"], 0, "{metrics}");
+}
+
+#[test]
 fn kv_namespaces_are_created_listed_in_pages_and_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = server(dir.path());

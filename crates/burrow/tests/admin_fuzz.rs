@@ -103,6 +103,7 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/queues/{queue}"),
     ("GET", "/queues/{queue}/metrics"),
     ("GET", "/queues/{queue}/consumers"),
+    ("PUT", "/queues/{queue}/consumers/{consumer}"),
     ("POST", "/queues/{queue}/messages"),
     ("POST", "/queues/{queue}/messages/batch"),
     ("POST", "/queues/{queue}/messages/pull"),
@@ -421,6 +422,7 @@ fn random_and_malformed_requests_never_get_a_5xx() {
             ("{workflow}", &["approval", "nope"][..]),
             ("{id}", &["fuzz-1", "fuzz-2", "nope"][..]),
             ("{event}", &["approval", "other"][..]),
+            ("{consumer}", &["nope", "x"][..]),
         ] {
             if path.contains(name) {
                 let value = segment(&mut rng, real);

@@ -18,7 +18,7 @@ use super::error::Error;
 use super::message::{BatchOptions, Body, ContentType, SendOptions, SendRequest};
 use super::pull::{LeaseRetry, PullConsumer};
 use super::registry::{QueueInfo, QueueSettings};
-use super::service::Queues;
+use super::service::{ConsumerUpdate, Queues};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use burrow_config::{ConsumerKind, QueueConsumer};
@@ -276,6 +276,46 @@ impl Api {
             .await?
             .ok_or(Error::QueueNotFound(name))?;
         Ok(queue_json(&info))
+    }
+
+    /// `PUT /queues/{id}/consumers/{consumer}`: new settings for the queue's consumer (pull or
+    /// push), used from the next batch or pull on. Returns the settings now in force.
+    pub fn update_consumer(&self, id: &str, update: &ConsumerUpdate) -> Result<Value, Error> {
+        update.validate()?;
+        let name = queue_name(id);
+        let mut pull = self.pull.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(consumer) = pull.get_mut(&name) {
+            if update.batch_size.is_some()
+                || update.max_wait_time_ms.is_some()
+                || update.max_concurrency.is_some()
+            {
+                return Err(Error::InvalidSettings(
+                    "batch_size, max_wait_time_ms and max_concurrency belong to push consumers; an http_pull consumer chooses its batch size per pull".to_string(),
+                ));
+            }
+            if let Some(retries) = update.max_retries {
+                consumer.max_attempts = retries + 1;
+            }
+            if let Some(delay) = update.retry_delay {
+                consumer.retry_delay_seconds = Some(delay);
+            }
+            if let Some(visibility) = update.visibility_timeout_ms {
+                consumer.visibility_timeout_ms = Some(visibility);
+            }
+            return Ok(json!({
+                "max_retries": consumer.max_attempts - 1,
+                "retry_delay": consumer.retry_delay_seconds.unwrap_or(0),
+                "visibility_timeout_ms": consumer.visibility_timeout_ms.unwrap_or(30_000),
+            }));
+        }
+        drop(pull);
+        if update.visibility_timeout_ms.is_some() {
+            return Err(Error::InvalidSettings(
+                "visibility_timeout_ms belongs to http_pull consumers".to_string(),
+            ));
+        }
+        let settings = self.queues.update_consumer(&name, update)?;
+        Ok(serde_json::to_value(settings).unwrap_or(Value::Null))
     }
 
     /// `DELETE /queues/{id}`.

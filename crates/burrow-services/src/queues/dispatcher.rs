@@ -70,7 +70,8 @@ impl Stop {
 pub(crate) struct Dispatcher {
     pub(crate) queue: Arc<QueueState>,
     pub(crate) dead_letter: Option<Queue>,
-    pub(crate) settings: PushSettings,
+    /// Shared with [`super::Queues::update_consumer`]: read afresh for every batch.
+    pub(crate) settings: Arc<std::sync::Mutex<PushSettings>>,
     pub(crate) handler: Arc<dyn QueueHandler>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) stop: Arc<Stop>,
@@ -84,6 +85,14 @@ struct Running {
 }
 
 impl Dispatcher {
+    /// The settings as of now.
+    fn settings(&self) -> PushSettings {
+        *self
+            .settings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The dispatcher's task. Runs on a shard thread.
     pub(crate) async fn run(self) {
         let this = Rc::new(self);
@@ -96,7 +105,7 @@ impl Dispatcher {
         let mut next_partition = 0usize;
         let partitions = this.queue.partitions.len();
         while !this.stop.is_stopped() {
-            if running.count.get() >= this.settings.max_concurrency {
+            if running.count.get() >= this.settings().max_concurrency {
                 tokio::select! {
                     _ = running.finished.notified() => {}
                     _ = this.stop.wake.notified() => {}
@@ -175,10 +184,10 @@ impl Dispatcher {
     fn lease_request(&self) -> LeaseRequest {
         LeaseRequest {
             kind: LeaseKind::Push,
-            max_messages: self.settings.max_batch_size,
-            batch_timeout_ms: Some(self.settings.max_batch_timeout_ms),
+            max_messages: self.settings().max_batch_size,
+            batch_timeout_ms: Some(self.settings().max_batch_timeout_ms),
             visibility_ms: CONSUMER_WALL_TIME_MS as i64,
-            max_attempts: self.settings.max_attempts,
+            max_attempts: self.settings().max_attempts,
             has_dead_letter_queue: self.dead_letter.is_some(),
         }
     }
@@ -267,7 +276,7 @@ impl Dispatcher {
         };
         let outcomes = decisions.resolve(
             succeeded,
-            self.settings.retry_delay_seconds,
+            self.settings().retry_delay_seconds,
             self.queue.delivery_delay_seconds(),
         );
         let request = SettleRequest {
@@ -285,7 +294,7 @@ impl Dispatcher {
                     },
                 })
                 .collect(),
-            max_attempts: self.settings.max_attempts,
+            max_attempts: self.settings().max_attempts,
             has_dead_letter_queue: self.dead_letter.is_some(),
         };
         let mut attempt = 0u32;

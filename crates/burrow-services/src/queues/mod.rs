@@ -56,4 +56,4 @@ pub use metrics::QueueMetrics;
 pub use producer::Queue;
 pub use pull::{AckOutcome, LeaseRetry, PullBatch, PullConsumer, PulledMessage};
 pub use registry::{QueueInfo, QueueSettings};
-pub use service::{Options, Queues};
+pub use service::{ConsumerSettings, ConsumerUpdate, Options, Queues};

@@ -67,6 +67,69 @@ struct Inner {
     options: Options,
     queues: Mutex<HashMap<String, Arc<QueueState>>>,
     dispatchers: Mutex<Vec<Arc<Stop>>>,
+    /// The settings of each running push consumer, by queue.
+    consumers: Mutex<HashMap<String, Arc<Mutex<PushSettings>>>>,
+}
+
+/// New settings for a consumer, in Cloudflare's names; `None` keeps the current one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerUpdate {
+    /// Messages per batch (1-100).
+    pub batch_size: Option<u32>,
+    /// Retries before a message is dead-lettered or dropped (0-100).
+    pub max_retries: Option<u32>,
+    /// How long a push consumer waits to fill a batch, in ms (0-60,000).
+    pub max_wait_time_ms: Option<u64>,
+    /// Batches delivered at once (1-250).
+    pub max_concurrency: Option<u32>,
+    /// Seconds before a retried message comes back (0-43,200).
+    pub retry_delay: Option<u32>,
+    /// A pull consumer's lease, in ms (1-43,200,000).
+    pub visibility_timeout_ms: Option<u64>,
+}
+
+impl ConsumerUpdate {
+    /// Checks every given setting against Cloudflare's range, naming the one out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        let check = |name: &str, value: Option<u64>, low: u64, high: u64| match value {
+            Some(value) if !(low..=high).contains(&value) => Err(Error::InvalidSettings(format!(
+                "{name} is {value}; it must be between {low} and {high}"
+            ))),
+            _ => Ok(()),
+        };
+        check("batch_size", self.batch_size.map(u64::from), 1, 100)?;
+        check("max_retries", self.max_retries.map(u64::from), 0, 100)?;
+        check("max_wait_time_ms", self.max_wait_time_ms, 0, 60_000)?;
+        check(
+            "max_concurrency",
+            self.max_concurrency.map(u64::from),
+            1,
+            MAX_CONCURRENCY as u64,
+        )?;
+        check("retry_delay", self.retry_delay.map(u64::from), 0, 43_200)?;
+        check(
+            "visibility_timeout_ms",
+            self.visibility_timeout_ms,
+            1,
+            43_200_000,
+        )
+    }
+}
+
+/// A push consumer's settings after a change, in Cloudflare's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ConsumerSettings {
+    /// Messages per batch.
+    pub batch_size: u32,
+    /// Retries before dead-lettering.
+    pub max_retries: u32,
+    /// Wait to fill a batch, in ms.
+    pub max_wait_time_ms: u64,
+    /// Batches at once.
+    pub max_concurrency: u32,
+    /// Seconds before a retried message comes back.
+    pub retry_delay: u32,
 }
 
 fn partition_name(queue: &str, index: u32) -> String {
@@ -112,6 +175,7 @@ impl Queues {
                 options,
                 queues: Mutex::new(HashMap::new()),
                 dispatchers: Mutex::new(Vec::new()),
+                consumers: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -272,16 +336,22 @@ impl Queues {
             .unwrap_or(self.inner.options.autoscale_concurrency)
             .clamp(1, MAX_CONCURRENCY) as usize;
         let stop = Arc::new(Stop::default());
+        let settings = Arc::new(Mutex::new(PushSettings {
+            max_batch_size: consumer.max_batch_size.max(1),
+            max_batch_timeout_ms: consumer.max_batch_timeout_ms as i64,
+            max_attempts: consumer.max_retries + 1,
+            retry_delay_seconds: consumer.retry_delay_seconds,
+            max_concurrency,
+        }));
+        self.inner
+            .consumers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(consumer.queue.clone(), Arc::clone(&settings));
         let dispatcher = Dispatcher {
             queue: state.clone(),
             dead_letter,
-            settings: PushSettings {
-                max_batch_size: consumer.max_batch_size.max(1),
-                max_batch_timeout_ms: consumer.max_batch_timeout_ms as i64,
-                max_attempts: consumer.max_retries + 1,
-                retry_delay_seconds: consumer.retry_delay_seconds,
-                max_concurrency,
-            },
+            settings,
             handler,
             clock: self.inner.clock.clone(),
             stop: stop.clone(),
@@ -356,6 +426,48 @@ impl Queues {
             partition.purge().await?;
         }
         Ok(())
+    }
+
+    /// Changes the settings of a running push consumer; the next batch uses them. The change
+    /// lasts until the process stops: `[[queues.consumers]]` is what the next start uses.
+    pub fn update_consumer(
+        &self,
+        queue: &str,
+        update: &ConsumerUpdate,
+    ) -> Result<ConsumerSettings, Error> {
+        update.validate()?;
+        let consumers = self
+            .inner
+            .consumers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let settings = consumers
+            .get(queue)
+            .ok_or_else(|| Error::QueueNotFound(queue.to_string()))?;
+        let mut settings = settings.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(size) = update.batch_size {
+            settings.max_batch_size = size;
+        }
+        if let Some(retries) = update.max_retries {
+            settings.max_attempts = retries + 1;
+        }
+        if let Some(wait) = update.max_wait_time_ms {
+            settings.max_batch_timeout_ms = wait as i64;
+        }
+        if let Some(concurrency) = update.max_concurrency {
+            settings.max_concurrency = concurrency as usize;
+        }
+        if let Some(delay) = update.retry_delay {
+            settings.retry_delay_seconds = Some(delay);
+        }
+        tracing::info!(queue, ?update, "queue consumer settings changed");
+        Ok(ConsumerSettings {
+            batch_size: settings.max_batch_size,
+            max_retries: settings.max_attempts - 1,
+            max_wait_time_ms: settings.max_batch_timeout_ms.max(0) as u64,
+            max_concurrency: settings.max_concurrency as u32,
+            retry_delay: settings.retry_delay_seconds.unwrap_or(0),
+        })
     }
 
     /// Deletes a queue: its messages, then its registry entry. The caller makes sure nothing
