@@ -73,10 +73,11 @@ export default {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let busy = js_cpu_seconds(server.admin);
-    // Five requests of 100 ms of JavaScript each (its own clock, so a loaded machine makes
-    // them longer, never shorter).
+    // Five requests of 100 ms of JavaScript each, by its own clock: a loaded machine makes them
+    // longer, and Date.now()'s whole milliseconds make each of the ten spins up to 1 ms
+    // shorter. Without the promise jobs' half counted it would be about 0.25 s.
     assert!(
-        busy - idle >= 0.5,
+        busy - idle >= 0.45,
         "idle {idle} s, after 0.5 s of JavaScript {busy} s"
     );
     // One shard ran them one after the other: no time counted twice.
